@@ -1,0 +1,1 @@
+//! The OpenStack config-drive v2 model.

@@ -1,0 +1,129 @@
+//! Filesystems read straight from a partition, with no mount and no kernel module: the config
+//! drive's vfat or ISO 9660, and the superblock probes that name the root filesystem's type.
+
+pub mod path;
+
+pub use path::RelPath;
+
+use std::io::{self, Write};
+
+/// The filesystems a config drive can carry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DriveFsKind {
+    Vfat,
+    Iso9660,
+}
+
+impl DriveFsKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            DriveFsKind::Vfat => "vfat",
+            DriveFsKind::Iso9660 => "iso9660",
+        }
+    }
+}
+
+/// Errors of the drive readers. Each names the filesystem and, where there is one, the file.
+#[derive(Debug, thiserror::Error)]
+pub enum FsError {
+    #[error("{fs}: I/O error reading {what}: {source}")]
+    Io {
+        fs: &'static str,
+        what: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{fs}: corrupt filesystem: {detail}")]
+    Corrupt { fs: &'static str, detail: String },
+    #[error("{fs}: refusing {path:?}: {reason}")]
+    Hostile {
+        fs: &'static str,
+        path: String,
+        reason: String,
+    },
+    #[error("{fs}: no such file {path:?}")]
+    NotFound { fs: &'static str, path: String },
+    #[error("{fs}: {path:?} is {size} bytes, over the {limit}-byte limit for this file")]
+    TooLarge {
+        fs: &'static str,
+        path: String,
+        size: u64,
+        limit: u64,
+    },
+}
+
+/// What an entry of a drive is. Symlinks and devices are refused while walking, never listed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EntryKind {
+    Dir,
+    File { size: u64 },
+}
+
+/// One entry of a drive's tree, with a validated path relative to the drive's root.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub path: RelPath,
+    pub kind: EntryKind,
+}
+
+/// A config drive's filesystem, opened read-only on a partition window.
+pub trait DriveFs {
+    fn kind(&self) -> DriveFsKind;
+
+    /// The volume label (`config-2` / `CONFIG-2` on a config drive), trailing spaces removed.
+    fn label(&self) -> &str;
+
+    /// The whole tree, depth first, each directory listed before its contents, sorted by name
+    /// within a directory. Every name is validated: a hostile entry (`..`, `/` in a name, a
+    /// symlink, a directory loop, an extent beyond the partition) fails the whole walk with
+    /// `FsError::Hostile` naming it.
+    fn entries(&mut self) -> Result<Vec<Entry>, FsError>;
+
+    /// Streams a regular file's bytes to `out`, returning how many were written.
+    fn copy_file(&mut self, path: &RelPath, out: &mut dyn Write) -> Result<u64, FsError>;
+}
+
+/// Reads a whole small file (JSON, user-data) into memory; `Ok(None)` when it does not exist.
+/// `limit` guards memory against a drive that claims a huge file.
+pub fn read_small_file(
+    fs: &mut dyn DriveFs,
+    path: &RelPath,
+    limit: u64,
+) -> Result<Option<Vec<u8>>, FsError> {
+    struct Capped<'a> {
+        buf: &'a mut Vec<u8>,
+        limit: u64,
+        over: bool,
+    }
+    impl Write for Capped<'_> {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            if self.buf.len() as u64 + b.len() as u64 > self.limit {
+                self.over = true;
+                return Err(io::Error::other("file over its size limit"));
+            }
+            self.buf.extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut buf = Vec::new();
+    let mut capped = Capped {
+        buf: &mut buf,
+        limit,
+        over: false,
+    };
+    match fs.copy_file(path, &mut capped) {
+        Ok(_) => Ok(Some(buf)),
+        Err(FsError::NotFound { .. }) => Ok(None),
+        Err(_) if capped.over => Err(FsError::TooLarge {
+            fs: fs.kind().name(),
+            path: path.to_string(),
+            size: u64::MAX.min(limit + 1),
+            limit,
+        }),
+        Err(e) => Err(e),
+    }
+}
