@@ -127,3 +127,102 @@ pub fn read_small_file(
         Err(e) => Err(e),
     }
 }
+
+/// Where the bytes of a file to be written onto a new drive come from (`build`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FileData {
+    Bytes(Vec<u8>),
+    /// A regular file on the host, read when it is written (keeps `build` lean on big trees).
+    Host(std::path::PathBuf),
+}
+
+impl FileData {
+    pub fn len(&self) -> io::Result<u64> {
+        match self {
+            FileData::Bytes(b) => Ok(b.len() as u64),
+            FileData::Host(p) => Ok(std::fs::metadata(p)?.len()),
+        }
+    }
+
+    pub fn is_empty(&self) -> io::Result<bool> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Streams the bytes to `out`.
+    pub fn write_to(&self, out: &mut dyn Write) -> io::Result<u64> {
+        match self {
+            FileData::Bytes(b) => {
+                out.write_all(b)?;
+                Ok(b.len() as u64)
+            }
+            FileData::Host(p) => io::copy(&mut std::fs::File::open(p)?, out),
+        }
+    }
+}
+
+/// A tree to put on a new drive: every directory (parents before children) and every file.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InputTree {
+    pub dirs: Vec<RelPath>,
+    pub files: Vec<(RelPath, FileData)>,
+}
+
+impl InputTree {
+    /// Adds a file, and any parent directories not yet listed.
+    pub fn add_file(&mut self, path: RelPath, data: FileData) {
+        self.add_dir_all(&path.parent());
+        self.files.push((path, data));
+    }
+
+    /// Adds a directory and its missing parents, parents first.
+    pub fn add_dir_all(&mut self, dir: &RelPath) {
+        if dir.is_root() || self.dirs.contains(dir) {
+            return;
+        }
+        self.add_dir_all(&dir.parent());
+        self.dirs.push(dir.clone());
+    }
+
+    /// Reads a host directory (a config-drive tree such as `openstack/latest/...`). Symlinks and
+    /// special files are refused rather than followed: a drive holds plain files only.
+    pub fn from_host_dir(root: &std::path::Path) -> io::Result<InputTree> {
+        fn walk(dir: &std::path::Path, rel: &RelPath, tree: &mut InputTree) -> io::Result<()> {
+            let mut names: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+            names.sort_by_key(|e| e.file_name());
+            for e in names {
+                let name = e.file_name();
+                let name = name.to_str().ok_or_else(|| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("{}: file name is not UTF-8", e.path().display()),
+                    )
+                })?;
+                let path = rel.join(name).map_err(|why| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("{}: {why}", e.path().display()),
+                    )
+                })?;
+                let ft = e.file_type()?;
+                if ft.is_dir() {
+                    tree.add_dir_all(&path);
+                    walk(&e.path(), &path, tree)?;
+                } else if ft.is_file() {
+                    tree.files.push((path, FileData::Host(e.path())));
+                } else {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "{}: not a regular file or directory (symlinks are not copied onto a drive)",
+                            e.path().display()
+                        ),
+                    ));
+                }
+            }
+            Ok(())
+        }
+        let mut tree = InputTree::default();
+        walk(root, &RelPath::root(), &mut tree)?;
+        Ok(tree)
+    }
+}
