@@ -2,6 +2,16 @@
 //! reads it without mounting, applies it, and reclaims its space for the root filesystem.
 #![deny(unsafe_op_in_unsafe_fn)]
 
+// pub mod build;
+pub mod cli;
+// pub mod commands;
 pub mod configdrive;
+pub mod discover;
 pub mod disk;
 pub mod fs;
+// pub mod inspect;
+pub mod locate;
+pub mod logger;
+pub mod plan;
+pub mod sys;
+pub mod sysfs;

@@ -58,7 +58,10 @@ fn header_problem(
     disk_sectors: u64,
 ) -> Result<(GPTHeader, Vec<GPTPartitionEntry>), String> {
     if lba >= disk_sectors {
-        return Err(format!("LBA {lba} is beyond the disk's end (LBA {})", disk_sectors - 1));
+        return Err(format!(
+            "LBA {lba} is beyond the disk's end (LBA {})",
+            disk_sectors - 1
+        ));
     }
     dev.seek(SeekFrom::Start(lba * ss))
         .map_err(|e| format!("seek to LBA {lba}: {e}"))?;
@@ -70,7 +73,10 @@ fn header_problem(
         other => other.to_string(),
     })?;
     if h.primary_lba != lba {
-        return Err(format!("header at LBA {lba} says it is at LBA {}", h.primary_lba));
+        return Err(format!(
+            "header at LBA {lba} says it is at LBA {}",
+            h.primary_lba
+        ));
     }
     if h.size_of_partition_entry != ENTRY_SIZE {
         return Err(format!(
@@ -79,7 +85,10 @@ fn header_problem(
         ));
     }
     if h.number_of_partition_entries == 0 || h.number_of_partition_entries > MAX_ENTRIES {
-        return Err(format!("implausible entry count {}", h.number_of_partition_entries));
+        return Err(format!(
+            "implausible entry count {}",
+            h.number_of_partition_entries
+        ));
     }
     let array_sectors = array_sectors(&h, ss);
     if h.partition_entry_lba < 2
@@ -119,7 +128,9 @@ impl Gpt {
         let len = device_len(dev)?;
         let disk_sectors = len / ss;
         if disk_sectors < 3 {
-            return Err(DiskError::CorruptGpt(format!("disk of {len} bytes is too small")));
+            return Err(DiskError::CorruptGpt(format!(
+                "disk of {len} bytes is too small"
+            )));
         }
         let mut warnings = Vec::new();
         let last = disk_sectors - 1;
@@ -388,7 +399,12 @@ impl Gpt {
             let mut old = [0u8; 8];
             read_at(dev, stale * ss, &mut old).map_err(io_err("reading the old backup header"))?;
             if &old == b"EFI PART" {
-                w(dev, stale, &vec![0u8; ss as usize], "stale backup GPT header")?;
+                w(
+                    dev,
+                    stale,
+                    &vec![0u8; ss as usize],
+                    "stale backup GPT header",
+                )?;
                 sync(dev)?;
             }
         }
@@ -506,7 +522,10 @@ pub fn create(dev_len: u64, sector_size: u64, disk_guid: [u8; 16]) -> Result<Gpt
 }
 
 /// Writes a protective MBR covering the device (for a freshly created GPT).
-pub fn write_protective_mbr<D: Device + ?Sized>(dev: &mut D, sector_size: u64) -> Result<(), DiskError> {
+pub fn write_protective_mbr<D: Device + ?Sized>(
+    dev: &mut D,
+    sector_size: u64,
+) -> Result<(), DiskError> {
     gptman::GPT::write_protective_mbr_into(dev, sector_size)
         .map_err(|e| DiskError::Refused(format!("writing the protective MBR: {e}")))
 }

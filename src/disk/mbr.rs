@@ -4,7 +4,9 @@
 //! overflow checks and follows chains of any length, and every edit seedpart makes is a single
 //! 512-byte sector write whose place in the crash-safe order must be ours to choose.
 
-use super::{DiskError, PartKind, Partition, Table, TableKind, device::Device, device_len, io_err, read_at};
+use super::{
+    DiskError, PartKind, Partition, Table, TableKind, device::Device, device_len, io_err, read_at,
+};
 use std::io::{Read, Seek, SeekFrom};
 
 /// Longest EBR chain accepted; the kernel itself stops far earlier in practice.
@@ -44,7 +46,9 @@ impl Entry {
         out[0] = self.boot;
         out[1..4].copy_from_slice(&lba_to_chs(self.start));
         out[4] = self.sys;
-        out[5..8].copy_from_slice(&lba_to_chs(self.start.saturating_add(self.sectors.saturating_sub(1))));
+        out[5..8].copy_from_slice(&lba_to_chs(
+            self.start.saturating_add(self.sectors.saturating_sub(1)),
+        ));
         out[8..12].copy_from_slice(&self.start.to_le_bytes());
         out[12..16].copy_from_slice(&self.sectors.to_le_bytes());
         if !self.is_used() {
@@ -124,7 +128,10 @@ impl Mbr {
         let mut extended = None;
         for (i, p) in primaries.iter().enumerate().filter(|(_, p)| p.is_used()) {
             let n = i as u32 + 1;
-            let (start, end) = (u64::from(p.start), u64::from(p.start) + u64::from(p.sectors));
+            let (start, end) = (
+                u64::from(p.start),
+                u64::from(p.start) + u64::from(p.sectors),
+            );
             if start == 0 || end > disk_sectors {
                 return Err(corrupt(format!(
                     "partition {n} (sectors {start}..{end}) does not fit the disk ({disk_sectors} sectors)"
@@ -154,10 +161,13 @@ impl Mbr {
             let mut n = 5u32;
             loop {
                 if logicals.len() >= MAX_LOGICALS {
-                    return Err(corrupt(format!("EBR chain longer than {MAX_LOGICALS} links")));
+                    return Err(corrupt(format!(
+                        "EBR chain longer than {MAX_LOGICALS} links"
+                    )));
                 }
                 let mut s = vec![0u8; 512];
-                read_at(dev, ebr * ss, &mut s).map_err(io_err(format!("reading the EBR at LBA {ebr}")))?;
+                read_at(dev, ebr * ss, &mut s)
+                    .map_err(io_err(format!("reading the EBR at LBA {ebr}")))?;
                 if s[510..512] != [0x55, 0xaa] {
                     if ebr == ext_start {
                         break; // An empty extended partition needs no EBR.
@@ -184,7 +194,10 @@ impl Mbr {
                     });
                     n += 1;
                 }
-                logicals.push(Logical { ebr_lba: ebr, entry: this });
+                logicals.push(Logical {
+                    ebr_lba: ebr,
+                    entry: this,
+                });
                 if !next.is_used() {
                     break;
                 }
@@ -209,7 +222,14 @@ impl Mbr {
         };
         table.partitions.sort_by_key(|p| p.number);
         check_overlaps(&table)?;
-        Ok(Mbr { sector_size: ss, disk_sectors, sector0, primaries, logicals, table })
+        Ok(Mbr {
+            sector_size: ss,
+            disk_sectors,
+            sector0,
+            primaries,
+            logicals,
+            table,
+        })
     }
 
     /// Adds a primary partition in the first free slot; returns its number. A disk whose four
@@ -228,7 +248,12 @@ impl Mbr {
             )));
         }
         let before = self.clone();
-        self.primaries[slot] = Entry { boot: 0, sys, start: start as u32, sectors: sectors as u32 };
+        self.primaries[slot] = Entry {
+            boot: 0,
+            sys,
+            start: start as u32,
+            sectors: sectors as u32,
+        };
         let n = slot as u32 + 1;
         let disk_id = u32::from_le_bytes(self.sector0[440..444].try_into().unwrap());
         self.table.partitions.push(Partition {
@@ -266,14 +291,20 @@ fn check_overlaps(t: &Table) -> Result<(), DiskError> {
     spans.sort_by_key(|p| p.start);
     for w in spans.windows(2) {
         if w[1].start < w[0].end() {
-            return Err(corrupt(format!("partitions {} and {} overlap", w[0].number, w[1].number)));
+            return Err(corrupt(format!(
+                "partitions {} and {} overlap",
+                w[0].number, w[1].number
+            )));
         }
     }
     let mut logicals: Vec<&Partition> = t.partitions.iter().filter(|p| p.is_logical()).collect();
     logicals.sort_by_key(|p| p.start);
     for w in logicals.windows(2) {
         if w[1].start < w[0].end() {
-            return Err(corrupt(format!("partitions {} and {} overlap", w[0].number, w[1].number)));
+            return Err(corrupt(format!(
+                "partitions {} and {} overlap",
+                w[0].number, w[1].number
+            )));
         }
     }
     Ok(())

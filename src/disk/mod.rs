@@ -7,7 +7,7 @@ pub mod mbr;
 pub mod window;
 
 pub use device::Device;
-pub use window::Window;
+pub use window::{NoWrite, Window};
 
 use std::io::{self, Read, Seek, SeekFrom};
 
@@ -207,8 +207,22 @@ pub fn read_table<D: Read + Seek + ?Sized>(
 pub fn guid_to_string(g: &[u8; 16]) -> String {
     format!(
         "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
-        g[3], g[2], g[1], g[0], g[5], g[4], g[7], g[6], g[8], g[9], g[10], g[11], g[12], g[13],
-        g[14], g[15]
+        g[3],
+        g[2],
+        g[1],
+        g[0],
+        g[5],
+        g[4],
+        g[7],
+        g[6],
+        g[8],
+        g[9],
+        g[10],
+        g[11],
+        g[12],
+        g[13],
+        g[14],
+        g[15]
     )
 }
 

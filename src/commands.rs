@@ -1,0 +1,95 @@
+//! The subcommands at the edge: open devices, call the engine, print, map errors to exit codes.
+
+use crate::build::{self, Content};
+use crate::cli::{BuildArgs, InspectArgs};
+use crate::configdrive::{self, ConfigDrive};
+use crate::fs::{InputTree, dir::DirFs};
+use crate::inspect;
+use crate::locate::{self, OpenDisk};
+use anyhow::{Context, Result, bail};
+use std::io::Write;
+
+/// Exit codes of SPEC section 6: 1 for a failure that changed nothing. (3, partial progress,
+/// belongs to `run`.)
+pub fn exit_code(_e: &anyhow::Error) -> u8 {
+    1
+}
+
+pub fn inspect(a: &InspectArgs) -> Result<()> {
+    let mut loc = locate::locate(&a.target.root, a.target.device.as_deref())?;
+    let report = inspect::report(&mut loc)?;
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+    } else {
+        out.write_all(inspect::render(&report).as_bytes())?;
+    }
+    Ok(())
+}
+
+pub fn build(a: &BuildArgs) -> Result<()> {
+    let content = if let Some(dir) = &a.from {
+        // Validate the drive as `run` will read it before anything is written.
+        let mut fs = DirFs::open(dir).with_context(|| format!("--from {}", dir.display()))?;
+        ConfigDrive::load(&mut fs).with_context(|| format!("--from {}", dir.display()))?;
+        Content::Tree(
+            InputTree::from_host_dir(dir).with_context(|| format!("--from {}", dir.display()))?,
+        )
+    } else if let Some(file) = &a.configdrive {
+        let raw =
+            std::fs::read(file).with_context(|| format!("--configdrive {}", file.display()))?;
+        match configdrive::blob::decode(&raw)
+            .with_context(|| format!("--configdrive {}", file.display()))?
+        {
+            configdrive::blob::Blob::Iso(iso) => {
+                let mut fs = crate::fs::iso9660::Iso9660::open(std::io::Cursor::new(&iso[..]))
+                    .with_context(|| format!("--configdrive {}: the ISO image", file.display()))?;
+                ConfigDrive::load(&mut fs)
+                    .with_context(|| format!("--configdrive {}", file.display()))?;
+                Content::Iso(iso)
+            }
+            configdrive::blob::Blob::Tree(tree) => Content::Tree(tree),
+        }
+    } else {
+        bail!("one of --from or --configdrive is required");
+    };
+    let mut disk = OpenDisk::open(&a.disk, true)?;
+    let lock_fd = disk.file.try_clone()?;
+    let _lock = crate::sys::DiskLock::acquire(&lock_fd)
+        .with_context(|| format!("{}: cannot lock the disk", a.disk.display()))?;
+    let built = build::build(&mut disk.file, disk.sector_size, &content, a.size, a.at)
+        .with_context(|| format!("{}", a.disk.display()))?;
+    if disk.block.is_some() {
+        crate::sys::add_partition(&disk.file, built.number, built.start, built.size).with_context(|| {
+            format!(
+                "{}: partition {} is on disk, but the kernel was not told (BLKPG): run `partx -a {}` or reboot",
+                a.disk.display(),
+                built.number,
+                a.disk.display()
+            )
+        })?;
+    }
+    log::info!(
+        "{}: added partition {} ({} bytes at byte {}, {}){}",
+        a.disk.display(),
+        built.number,
+        built.size,
+        built.start,
+        built.fs,
+        if built.relocated_backup_header {
+            ", after moving the backup GPT header to the disk's end"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "{}: config drive written to partition {} ({}, {} MiB at {} MiB)",
+        a.disk.display(),
+        built.number,
+        built.fs,
+        built.size >> 20,
+        built.start >> 20
+    );
+    Ok(())
+}
