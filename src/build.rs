@@ -11,7 +11,7 @@ use crate::cli::At;
 use crate::disk::{self, Device, DiskError, TableKind, Window, gpt::Gpt, mbr::Mbr};
 use crate::fs::{InputTree, fat_format};
 use crate::plan::ALIGN_BYTES;
-use std::io::{Seek, SeekFrom, Write};
+use std::io::SeekFrom;
 
 /// What goes into the partition.
 pub enum Content {
@@ -54,6 +54,8 @@ pub struct Built {
     pub size: u64,
     pub fs: &'static str,
     pub relocated_backup_header: bool,
+    /// What the table read said that did not stop the build (see `Table::warnings`).
+    pub warnings: Vec<String>,
 }
 
 fn align_up(x: u64, a: u64) -> u64 {
@@ -176,6 +178,7 @@ pub fn build<D: Device>(
         }
     };
     Ok(Built {
+        warnings: table.warnings,
         number,
         table: table.kind,
         start: start_b,

@@ -39,17 +39,17 @@ pub fn build(a: &BuildArgs) -> Result<()> {
     } else if let Some(file) = &a.configdrive {
         let raw =
             std::fs::read(file).with_context(|| format!("--configdrive {}", file.display()))?;
-        match configdrive::blob::decode(&raw)
+        match configdrive::Blob::parse(&raw)
             .with_context(|| format!("--configdrive {}", file.display()))?
         {
-            configdrive::blob::Blob::Iso(iso) => {
+            configdrive::Blob::Iso(iso) => {
                 let mut fs = crate::fs::iso9660::Iso9660::open(std::io::Cursor::new(&iso[..]))
                     .with_context(|| format!("--configdrive {}: the ISO image", file.display()))?;
                 ConfigDrive::load(&mut fs)
                     .with_context(|| format!("--configdrive {}", file.display()))?;
                 Content::Iso(iso)
             }
-            configdrive::blob::Blob::Tree(tree) => Content::Tree(tree),
+            configdrive::Blob::Tree(tree) => Content::Tree(tree),
         }
     } else {
         bail!("one of --from or --configdrive is required");
@@ -60,6 +60,9 @@ pub fn build(a: &BuildArgs) -> Result<()> {
         .with_context(|| format!("{}: cannot lock the disk", a.disk.display()))?;
     let built = build::build(&mut disk.file, disk.sector_size, &content, a.size, a.at)
         .with_context(|| format!("{}", a.disk.display()))?;
+    for w in &built.warnings {
+        log::warn!("{}: {w}", a.disk.display());
+    }
     if disk.block.is_some() {
         crate::sys::add_partition(&disk.file, built.number, built.start, built.size).with_context(|| {
             format!(

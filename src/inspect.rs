@@ -54,7 +54,7 @@ pub struct GrowReport {
 /// Builds the report: reads the drive's metadata (a bad drive is an error) and plans growth.
 pub fn report(loc: &mut Located) -> Result<Report> {
     let disk = loc.disk.path.display().to_string();
-    let mut warnings = loc
+    let warnings = loc
         .table
         .as_ref()
         .map(|t| t.warnings.clone())
@@ -66,15 +66,14 @@ pub fn report(loc: &mut Located) -> Result<Report> {
                 Some(n) => format!("{disk} partition {n}"),
                 None => disk.clone(),
             };
-            let mut fs = discover::open_drive(&mut loc.disk.file, c)
-                .with_context(|| format!("config drive on {where_}"))?;
-            let cd = ConfigDrive::load(fs.as_mut())
-                .with_context(|| format!("config drive on {where_}"))?;
-            warnings.extend(cd.warnings.iter().cloned());
             let device = c
                 .number
                 .and_then(|n| loc.disk.partition_node(n))
                 .map(|p| p.display().to_string());
+            let mut fs = discover::open_drive(&mut loc.disk.file, c)
+                .with_context(|| format!("config drive on {where_}"))?;
+            let cd = ConfigDrive::load(fs.as_mut())
+                .with_context(|| format!("config drive on {where_}"))?;
             (
                 Some(PartitionReport {
                     device,
@@ -133,7 +132,7 @@ fn mib(b: u64) -> String {
     if b % (1 << 20) == 0 {
         format!("{} MiB", b >> 20)
     } else {
-        format!("{b} bytes")
+        format!("{:.2} MiB", b as f64 / (1u64 << 20) as f64)
     }
 }
 

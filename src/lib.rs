@@ -2,14 +2,14 @@
 //! reads it without mounting, applies it, and reclaims its space for the root filesystem.
 #![deny(unsafe_op_in_unsafe_fn)]
 
-// pub mod build;
+pub mod build;
 pub mod cli;
-// pub mod commands;
+pub mod commands;
 pub mod configdrive;
 pub mod discover;
 pub mod disk;
 pub mod fs;
-// pub mod inspect;
+pub mod inspect;
 pub mod locate;
 pub mod logger;
 pub mod plan;

@@ -189,9 +189,6 @@ impl Gpt {
         };
         gpt.check_entries()?;
         gpt.refresh_table();
-        for w in &gpt.table.warnings {
-            log::warn!("{w}");
-        }
         Ok(gpt)
     }
 

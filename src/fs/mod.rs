@@ -1,7 +1,12 @@
 //! Filesystems read straight from a partition, with no mount and no kernel module: the config
 //! drive's vfat or ISO 9660, and the superblock probes that name the root filesystem's type.
 
+pub mod dir;
+pub mod fat;
+pub mod fat_format;
+pub mod iso9660;
 pub mod path;
+pub mod probe;
 
 pub use path::RelPath;
 

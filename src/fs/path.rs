@@ -35,7 +35,10 @@ impl RelPath {
             return Err(format!("file name contains {c:?}"));
         }
         if name.len() > MAX_COMPONENT {
-            return Err(format!("file name is {} bytes long (max {MAX_COMPONENT})", name.len()));
+            return Err(format!(
+                "file name is {} bytes long (max {MAX_COMPONENT})",
+                name.len()
+            ));
         }
         Ok(())
     }
@@ -49,7 +52,10 @@ impl RelPath {
             format!("{}/{}", self.0, name)
         };
         if joined.len() > MAX_PATH {
-            return Err(format!("path is {} bytes long (max {MAX_PATH})", joined.len()));
+            return Err(format!(
+                "path is {} bytes long (max {MAX_PATH})",
+                joined.len()
+            ));
         }
         Ok(RelPath(joined))
     }
@@ -101,7 +107,10 @@ mod tests {
     #[test]
     fn parse_accepts_plain_paths() {
         let p = RelPath::parse("openstack/latest/meta_data.json").unwrap();
-        assert_eq!(p.components().collect::<Vec<_>>(), ["openstack", "latest", "meta_data.json"]);
+        assert_eq!(
+            p.components().collect::<Vec<_>>(),
+            ["openstack", "latest", "meta_data.json"]
+        );
         assert_eq!(p.file_name(), "meta_data.json");
         assert_eq!(p.parent().as_str(), "openstack/latest");
         assert!(RelPath::parse("").unwrap().is_root());
@@ -109,7 +118,9 @@ mod tests {
 
     #[test]
     fn parse_refuses_escapes() {
-        for bad in ["../etc", "a/../b", "/abs", "a//b", "a/", "a/./b", "a\\b", "a\0b"] {
+        for bad in [
+            "../etc", "a/../b", "/abs", "a//b", "a/", "a/./b", "a\\b", "a\0b",
+        ] {
             assert!(RelPath::parse(bad).is_err(), "{bad:?} was accepted");
         }
         assert!(RelPath::root().join(&"x".repeat(256)).is_err());
