@@ -75,12 +75,27 @@ const LONG_NAME: &str = "Some.Mixed-Case.Long.file.Name.with.several.dots.tar.gz
 /// A config-drive-like tree on the host: (relative path, contents).
 fn sample_files() -> Vec<(&'static str, Vec<u8>)> {
     vec![
-        ("openstack/latest/meta_data.json", br#"{"uuid": "83679162-1378-4288-a2d4-70e13ec132aa", "hostname": "test"}"#.to_vec()),
-        ("openstack/latest/user_data", b"#cloud-config\nhostname: test\n".to_vec()),
-        ("openstack/latest/network_data.json", br#"{"links": []}"#.to_vec()),
+        (
+            "openstack/latest/meta_data.json",
+            br#"{"uuid": "83679162-1378-4288-a2d4-70e13ec132aa", "hostname": "test"}"#.to_vec(),
+        ),
+        (
+            "openstack/latest/user_data",
+            b"#cloud-config\nhostname: test\n".to_vec(),
+        ),
+        (
+            "openstack/latest/network_data.json",
+            br#"{"links": []}"#.to_vec(),
+        ),
         ("openstack/content/0000", pattern(1, 5000)),
-        ("ec2/2009-04-04/meta-data.json", br#"{"instance-id": "i-0001"}"#.to_vec()),
-        ("ec2/latest/meta-data.json", br#"{"instance-id": "i-0001"}"#.to_vec()),
+        (
+            "ec2/2009-04-04/meta-data.json",
+            br#"{"instance-id": "i-0001"}"#.to_vec(),
+        ),
+        (
+            "ec2/latest/meta-data.json",
+            br#"{"instance-id": "i-0001"}"#.to_vec(),
+        ),
         (LONG_NAME, b"long name\n".to_vec()),
         ("empty", Vec::new()),
         ("big.bin", pattern(2, 3_000_000)),
@@ -105,7 +120,11 @@ fn expected_entries(root: &Path) -> Vec<(String, Option<u64>)> {
         names.sort();
         for n in names {
             let p = dir.join(&n);
-            let r = if rel.is_empty() { n.clone() } else { format!("{rel}/{n}") };
+            let r = if rel.is_empty() {
+                n.clone()
+            } else {
+                format!("{rel}/{n}")
+            };
             if p.is_dir() {
                 out.push((r.clone(), None));
                 walk(&p, &r, out);
@@ -140,9 +159,15 @@ fn assert_reads_back(fs: &mut dyn DriveFs, host: &Path) {
     for (p, size) in want {
         let Some(size) = size else { continue };
         let mut got = Vec::new();
-        let n = fs.copy_file(&RelPath::parse(&p).unwrap(), &mut got).unwrap();
+        let n = fs
+            .copy_file(&RelPath::parse(&p).unwrap(), &mut got)
+            .unwrap();
         assert_eq!(n, size, "{p}");
-        assert_eq!(got, fs::read(host.join(&p)).unwrap(), "{p}: contents differ");
+        assert_eq!(
+            got,
+            fs::read(host.join(&p)).unwrap(),
+            "{p}: contents differ"
+        );
     }
 }
 
@@ -169,7 +194,10 @@ fn mkfs_image(dir: &Path, mkfs_args: &[&str], size: u64, label: &str, host: &Pat
     args.push(&img);
     run_ok(mkfs, &args);
     let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&"-s", &"-i", &img];
-    let entries: Vec<PathBuf> = fs::read_dir(host).unwrap().map(|e| e.unwrap().path()).collect();
+    let entries: Vec<PathBuf> = fs::read_dir(host)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     for e in &entries {
         args.push(e);
     }
@@ -269,9 +297,15 @@ fn reads_fatfs_oracle_identically_on_our_volumes() {
     let mut img = Cursor::new(vec![0u8; 16 * MIB as usize]);
     format_and_fill(&mut img, 16 * MIB, 512, "CONFIG-2", &tree).unwrap();
     img.seek(SeekFrom::Start(0)).unwrap();
-    let fs = fatfs::FileSystem::new(&mut img, fatfs::FsOptions::new().update_accessed_date(false))
-        .unwrap();
-    assert_eq!(fs.read_volume_label_from_root_dir().unwrap().unwrap(), "CONFIG-2");
+    let fs = fatfs::FileSystem::new(
+        &mut img,
+        fatfs::FsOptions::new().update_accessed_date(false),
+    )
+    .unwrap();
+    assert_eq!(
+        fs.read_volume_label_from_root_dir().unwrap().unwrap(),
+        "CONFIG-2"
+    );
     assert_eq!(fs.volume_label(), "CONFIG-2");
     let mut f = fs
         .root_dir()
@@ -316,7 +350,10 @@ fn tricky_files() -> Vec<(String, Vec<u8>)> {
     .collect();
     // Many names with the same basis force ~N tails past ~9.
     for i in 0..30 {
-        v.push((format!("samebasis-{i:03}.json"), pattern(200 + i, i as usize)));
+        v.push((
+            format!("samebasis-{i:03}.json"),
+            pattern(200 + i, i as usize),
+        ));
     }
     v
 }
@@ -365,7 +402,11 @@ fn assert_same_tree(a: &Path, b: &Path) {
     assert_eq!(expected_entries(a), expected_entries(b));
     for (p, size) in expected_entries(a) {
         if size.is_some() {
-            assert_eq!(fs::read(a.join(&p)).unwrap(), fs::read(b.join(&p)).unwrap(), "{p}");
+            assert_eq!(
+                fs::read(a.join(&p)).unwrap(),
+                fs::read(b.join(&p)).unwrap(),
+                "{p}"
+            );
         }
     }
 }
@@ -407,7 +448,11 @@ fn written_volumes_pass_fsck_mtools_and_our_reader() {
 
         let mut boot = [0u8; 512];
         File::open(&img).unwrap().read_exact(&mut boot).unwrap();
-        let fs_type = if fat == "FAT32" { &boot[82..87] } else { &boot[54..59] };
+        let fs_type = if fat == "FAT32" {
+            &boot[82..87]
+        } else {
+            &boot[54..59]
+        };
         assert_eq!(fs_type, fat.as_bytes(), "{ctx}");
         assert_eq!(u16::from_le_bytes([boot[11], boot[12]]) as u32, ss, "{ctx}");
 
@@ -416,7 +461,10 @@ fn written_volumes_pass_fsck_mtools_and_our_reader() {
         let label = run_ok(mlabel, &[&"-s", &"-i", &img, &"::"]);
         assert!(label.contains("CONFIG-2"), "{ctx}: mlabel says {label:?}");
         let listing_out = run_ok(mdir, &[&"-/", &"-i", &img, &"::"]);
-        assert!(listing_out.contains(LONG_NAME), "{ctx}: mdir shows\n{listing_out}");
+        assert!(
+            listing_out.contains(LONG_NAME),
+            "{ctx}: mdir shows\n{listing_out}"
+        );
 
         let out = tmp.path().join(format!("out{size}-{ss}"));
         fs::create_dir_all(&out).unwrap();
@@ -435,7 +483,11 @@ fn written_volumes_pass_fsck_mtools_and_our_reader() {
 fn output_is_deterministic_and_fills_a_64mib_drive_with_1000_files_fast() {
     let mut tree = InputTree::default();
     for i in 0..1000u64 {
-        let p = RelPath::parse(&format!("openstack/content/dir{:02}/file-{i:04}.data", i % 20)).unwrap();
+        let p = RelPath::parse(&format!(
+            "openstack/content/dir{:02}/file-{i:04}.data",
+            i % 20
+        ))
+        .unwrap();
         tree.add_file(p, FileData::Bytes(pattern(i, (i as usize * 37) % 9000)));
     }
     let len = 64 * MIB;
@@ -451,7 +503,10 @@ fn output_is_deterministic_and_fills_a_64mib_drive_with_1000_files_fast() {
 
     let mut fs = Fat::open(Window::read_only(Cursor::new(a.into_inner()), 0, len)).unwrap();
     let entries = fs.entries().unwrap();
-    assert_eq!(entries.iter().filter(|e| e.kind != EntryKind::Dir).count(), 1000);
+    assert_eq!(
+        entries.iter().filter(|e| e.kind != EntryKind::Dir).count(),
+        1000
+    );
     let mut got = Vec::new();
     fs.copy_file(
         &RelPath::parse("openstack/content/dir07/file-0987.data").unwrap(),
@@ -478,7 +533,10 @@ fn a_tree_too_large_is_refused_before_anything_is_written() {
     }
     let msg = err.to_string();
     assert!(msg.contains("needs") && msg.contains("has"), "{msg}");
-    assert!(dev.get_ref().iter().all(|&b| b == 0), "a refused build wrote to the drive");
+    assert!(
+        dev.get_ref().iter().all(|&b| b == 0),
+        "a refused build wrote to the drive"
+    );
     assert_eq!(probe_label(&mut dev).unwrap(), None);
 
     let small = InputTree::default();
@@ -498,13 +556,19 @@ fn a_tree_too_large_is_refused_before_anything_is_written() {
     let mut clash = InputTree::default();
     clash.add_file(RelPath::parse("a/Name").unwrap(), FileData::Bytes(vec![1]));
     clash.add_file(RelPath::parse("a/NAME").unwrap(), FileData::Bytes(vec![2]));
-    let err = format_and_fill(Cursor::new(vec![0u8; MIB as usize]), MIB, 512, "X", &clash)
-        .unwrap_err();
+    let err =
+        format_and_fill(Cursor::new(vec![0u8; MIB as usize]), MIB, 512, "X", &clash).unwrap_err();
     assert!(err.to_string().contains("a/N"), "{err}");
     let mut bad_name = InputTree::default();
     bad_name.add_file(RelPath::parse("what?").unwrap(), FileData::Bytes(vec![1]));
-    let err = format_and_fill(Cursor::new(vec![0u8; MIB as usize]), MIB, 512, "X", &bad_name)
-        .unwrap_err();
+    let err = format_and_fill(
+        Cursor::new(vec![0u8; MIB as usize]),
+        MIB,
+        512,
+        "X",
+        &bad_name,
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("what?"), "{err}");
 }
 
@@ -513,9 +577,18 @@ fn a_tree_too_large_is_refused_before_anything_is_written() {
 /// A small FAT16 volume with plain 8.3 names, whose entries the tests patch by hand.
 fn hostile_base() -> Vec<u8> {
     let mut tree = InputTree::default();
-    tree.add_file(RelPath::parse("AAA/BBB/F.TXT").unwrap(), FileData::Bytes(pattern(5, 3000)));
-    tree.add_file(RelPath::parse("AAA/G.TXT").unwrap(), FileData::Bytes(pattern(6, 100)));
-    tree.add_file(RelPath::parse("TOP.TXT").unwrap(), FileData::Bytes(pattern(7, 10)));
+    tree.add_file(
+        RelPath::parse("AAA/BBB/F.TXT").unwrap(),
+        FileData::Bytes(pattern(5, 3000)),
+    );
+    tree.add_file(
+        RelPath::parse("AAA/G.TXT").unwrap(),
+        FileData::Bytes(pattern(6, 100)),
+    );
+    tree.add_file(
+        RelPath::parse("TOP.TXT").unwrap(),
+        FileData::Bytes(pattern(7, 10)),
+    );
     let mut img = Cursor::new(vec![0u8; 16 * MIB as usize]);
     format_and_fill(&mut img, 16 * MIB, 512, "CONFIG-2", &tree).unwrap();
     img.into_inner()
@@ -576,20 +649,34 @@ fn hostile_base_is_clean() {
         .into_iter()
         .map(|e| e.path.as_str().to_string())
         .collect();
-    assert_eq!(names, ["AAA", "AAA/BBB", "AAA/BBB/F.TXT", "AAA/G.TXT", "TOP.TXT"]);
+    assert_eq!(
+        names,
+        ["AAA", "AAA/BBB", "AAA/BBB/F.TXT", "AAA/G.TXT", "TOP.TXT"]
+    );
 }
 
 #[test]
 fn truncated_volume_is_refused_clearly() {
     let img = hostile_base();
     let half = img[..8 * MIB as usize].to_vec();
-    let err = open_bytes(half.clone()).err().expect("truncated volume opened");
+    let err = open_bytes(half.clone())
+        .err()
+        .expect("truncated volume opened");
     let msg = err.to_string();
-    assert!(matches!(err, FsError::Corrupt { .. }) && msg.contains("truncated"), "{msg}");
+    assert!(
+        matches!(err, FsError::Corrupt { .. }) && msg.contains("truncated"),
+        "{msg}"
+    );
     // Discovery still sees the drive (so the error above reaches the user).
-    assert_eq!(probe_label(&mut Cursor::new(half)).unwrap().as_deref(), Some("CONFIG-2"));
+    assert_eq!(
+        probe_label(&mut Cursor::new(half)).unwrap().as_deref(),
+        Some("CONFIG-2")
+    );
     // Cut inside the boot sector: not FAT at all.
-    assert_eq!(probe_label(&mut Cursor::new(img[..300].to_vec())).unwrap(), None);
+    assert_eq!(
+        probe_label(&mut Cursor::new(img[..300].to_vec())).unwrap(),
+        None
+    );
     assert!(open_bytes(img[..300].to_vec()).is_err());
 }
 
@@ -614,7 +701,9 @@ fn absurd_boot_sectors_are_refused() {
     for (at, bytes, what) in patches {
         let mut bad = img.clone();
         bad[*at..*at + bytes.len()].copy_from_slice(bytes);
-        let err = open_bytes(bad.clone()).err().unwrap_or_else(|| panic!("{what}: opened"));
+        let err = open_bytes(bad.clone())
+            .err()
+            .unwrap_or_else(|| panic!("{what}: opened"));
         assert!(err.to_string().contains(what), "{what}: {err}");
         if *what != "truncated" {
             assert_eq!(probe_label(&mut Cursor::new(bad)).unwrap(), None, "{what}");
@@ -633,13 +722,19 @@ fn directory_loops_are_refused_naming_the_directory() {
     let mut bad = img.clone();
     bad[bbb + 26..bbb + 28].copy_from_slice(&aaa_cluster.to_le_bytes());
     let err = walk_err(bad);
-    assert!(matches!(&err, FsError::Hostile { path, reason, .. } if path == "AAA/BBB" && reason.contains("loop")), "{err}");
+    assert!(
+        matches!(&err, FsError::Hostile { path, reason, .. } if path == "AAA/BBB" && reason.contains("loop")),
+        "{err}"
+    );
 
     // AAA points at the root (cluster 0).
     let mut bad = img.clone();
     bad[aaa + 26..aaa + 28].copy_from_slice(&[0, 0]);
     let err = walk_err(bad);
-    assert!(matches!(&err, FsError::Hostile { path, .. } if path == "AAA"), "{err}");
+    assert!(
+        matches!(&err, FsError::Hostile { path, .. } if path == "AAA"),
+        "{err}"
+    );
 
     // AAA's cluster chain loops onto itself (FAT entry pointing to its own cluster): the
     // directory is read once and the walk ends.
@@ -654,7 +749,10 @@ fn directory_loops_are_refused_naming_the_directory() {
         bad[o] = 0xE5;
     }
     let err = walk_err(bad);
-    assert!(matches!(&err, FsError::Hostile { path, reason, .. } if path == "AAA" && reason.contains("loop")), "{err}");
+    assert!(
+        matches!(&err, FsError::Hostile { path, reason, .. } if path == "AAA" && reason.contains("loop")),
+        "{err}"
+    );
 }
 
 #[test]
@@ -711,14 +809,26 @@ fn hostile_names_are_refused_naming_them() {
     e[0] = 0x41;
     e[11] = 0x0F;
     let short: [u8; 11] = bad[top..top + 11].try_into().unwrap();
-    e[13] = short.iter().fold(0u8, |s, &b| s.rotate_right(1).wrapping_add(b));
-    let units: Vec<u16> = "../x".encode_utf16().chain([0]).chain([0xFFFF; 8]).collect();
-    for (i, o) in [1, 3, 5, 7, 9, 14, 16, 18, 20, 22, 24, 28, 30].iter().enumerate() {
+    e[13] = short
+        .iter()
+        .fold(0u8, |s, &b| s.rotate_right(1).wrapping_add(b));
+    let units: Vec<u16> = "../x"
+        .encode_utf16()
+        .chain([0])
+        .chain([0xFFFF; 8])
+        .collect();
+    for (i, o) in [1, 3, 5, 7, 9, 14, 16, 18, 20, 22, 24, 28, 30]
+        .iter()
+        .enumerate()
+    {
         e[*o..*o + 2].copy_from_slice(&units[i].to_le_bytes());
     }
     bad[lfn..lfn + 32].copy_from_slice(&e);
     let err = walk_err(bad);
-    assert!(matches!(&err, FsError::Hostile { path, .. } if path == "../x"), "{err}");
+    assert!(
+        matches!(&err, FsError::Hostile { path, .. } if path == "../x"),
+        "{err}"
+    );
 
     let mut fs = open_bytes(img).unwrap();
     assert!(matches!(
@@ -731,7 +841,8 @@ fn hostile_names_are_refused_naming_them() {
     ));
     // FAT names are case-insensitive.
     let mut got = Vec::new();
-    fs.copy_file(&RelPath::parse("aaa/bbb/f.txt").unwrap(), &mut got).unwrap();
+    fs.copy_file(&RelPath::parse("aaa/bbb/f.txt").unwrap(), &mut got)
+        .unwrap();
     assert_eq!(got, pattern(5, 3000));
 }
 
@@ -746,7 +857,11 @@ fn metadata_spans(img: &[u8]) -> [std::ops::Range<usize>; 3] {
     };
     let fat = le16(14) * bps;
     let root = fat + img[16] as usize * fat_sectors * bps;
-    [0..512, fat..fat + 4096, root..root + le16(17) * 32 + 64 * 1024]
+    [
+        0..512,
+        fat..fat + 4096,
+        root..root + le16(17) * 32 + 64 * 1024,
+    ]
 }
 
 /// Mutates metadata bytes of valid volumes at random: every outcome is fine but a panic or a
@@ -781,7 +896,11 @@ fn mutated_volumes_never_panic() {
         // Mutated in place and restored after, so big volumes are not copied every round.
         let mut undo = Vec::new();
         for _ in 0..1 + next() % 8 {
-            let span = &spans[if next() % 5 == 0 { 0 } else { 1 + next() as usize % 2 }];
+            let span = &spans[if next() % 5 == 0 {
+                0
+            } else {
+                1 + next() as usize % 2
+            }];
             let at = span.start + (next() as usize) % span.len();
             undo.push((at, img[at]));
             img[at] = next() as u8;

@@ -87,9 +87,7 @@ impl DirFs {
 
 impl DriveFs for DirFs {
     fn kind(&self) -> DriveFsKind {
-        // TODO(lead): add a `DriveFsKind::Dir` variant; a host directory is not a vfat volume,
-        // but the enum lives in fs/mod.rs, which this module may not change.
-        DriveFsKind::Vfat
+        DriveFsKind::Dir
     }
 
     fn label(&self) -> &str {

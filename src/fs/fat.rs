@@ -271,6 +271,16 @@ struct Child {
     size: u32,
 }
 
+/// State of one `entries()` walk.
+#[derive(Default)]
+struct Walk {
+    out: Vec<Entry>,
+    /// Clusters of every directory read so far: seeing one again means a loop.
+    visited: HashSet<u32>,
+    /// Clusters the files listed so far need.
+    claimed: u64,
+}
+
 /// The reading machinery, over any `Read + Seek` (the probe only has that).
 struct Volume<R> {
     dev: R,
@@ -563,8 +573,7 @@ impl<R: Read + Seek> Volume<R> {
         first: Option<u32>,
         path: &RelPath,
         depth: usize,
-        visited: &mut HashSet<u32>,
-        out: &mut Vec<Entry>,
+        w: &mut Walk,
     ) -> Result<(), FsError> {
         if depth > MAX_DEPTH {
             return Err(hostile(
@@ -572,8 +581,8 @@ impl<R: Read + Seek> Volume<R> {
                 format!("directories nested deeper than {MAX_DEPTH} levels (a loop?)"),
             ));
         }
-        for child in self.list(first, path, visited)? {
-            if out.len() >= MAX_ENTRIES {
+        for child in self.list(first, path, &mut w.visited)? {
+            if w.out.len() >= MAX_ENTRIES {
                 return Err(corrupt(format!(
                     "more than {MAX_ENTRIES} entries: not a config drive"
                 )));
@@ -588,14 +597,23 @@ impl<R: Read + Seek> Volume<R> {
                         "directory loop: it points back at the root directory",
                     ));
                 }
-                out.push(Entry {
+                w.out.push(Entry {
                     path: child_path.clone(),
                     kind: EntryKind::Dir,
                 });
-                self.walk(Some(child.cluster), &child_path, depth + 1, visited, out)?;
+                self.walk(Some(child.cluster), &child_path, depth + 1, w)?;
             } else {
+                // Files cannot share clusters, so together they claim at most the volume: this
+                // also bounds the chain walking a crafted volume of cross-linked files can cause.
+                w.claimed += u64::from(child.size).div_ceil(self.geo.cluster_size);
+                if w.claimed > u64::from(self.geo.clusters) {
+                    return Err(corrupt(format!(
+                        "{child_path}: files up to here claim more than the volume's {} clusters",
+                        self.geo.clusters
+                    )));
+                }
                 self.check_file(child_path.as_str(), &child)?;
-                out.push(Entry {
+                w.out.push(Entry {
                     path: child_path,
                     kind: EntryKind::File {
                         size: u64::from(child.size),
@@ -925,12 +943,10 @@ impl<D: Read + Write + Seek> DriveFs for Fat<D> {
     }
 
     fn entries(&mut self) -> Result<Vec<Entry>, FsError> {
-        let mut out = Vec::new();
-        let mut visited = HashSet::new();
+        let mut w = Walk::default();
         let root = self.vol.root_cluster();
-        self.vol
-            .walk(root, &RelPath::root(), 0, &mut visited, &mut out)?;
-        Ok(out)
+        self.vol.walk(root, &RelPath::root(), 0, &mut w)?;
+        Ok(w.out)
     }
 
     fn copy_file(&mut self, path: &RelPath, out: &mut dyn Write) -> Result<u64, FsError> {

@@ -18,6 +18,8 @@ use std::io::{self, Write};
 pub enum DriveFsKind {
     Vfat,
     Iso9660,
+    /// A config-drive tree in a host directory (`build --from DIR`, tests).
+    Dir,
 }
 
 impl DriveFsKind {
@@ -25,6 +27,7 @@ impl DriveFsKind {
         match self {
             DriveFsKind::Vfat => "vfat",
             DriveFsKind::Iso9660 => "iso9660",
+            DriveFsKind::Dir => "dir",
         }
     }
 }
@@ -49,7 +52,7 @@ pub enum FsError {
     },
     #[error("{fs}: no such file {path:?}")]
     NotFound { fs: &'static str, path: String },
-    #[error("{fs}: {path:?} is {size} bytes, over the {limit}-byte limit for this file")]
+    #[error("{fs}: {path:?} is at least {size} bytes, over the {limit}-byte limit for this file")]
     TooLarge {
         fs: &'static str,
         path: String,
@@ -126,7 +129,7 @@ pub fn read_small_file(
         Err(_) if capped.over => Err(FsError::TooLarge {
             fs: fs.kind().name(),
             path: path.to_string(),
-            size: u64::MAX.min(limit + 1),
+            size: limit.saturating_add(1),
             limit,
         }),
         Err(e) => Err(e),
