@@ -16,10 +16,16 @@ pub fn exit_code(_e: &anyhow::Error) -> u8 {
 }
 
 pub fn inspect(a: &InspectArgs) -> Result<()> {
-    let mut loc = locate::locate(&a.target.root, a.target.device.as_deref())?;
+    // `--device` wins over `seedpart.device=` on the kernel command line.
+    let device = a.target.device.clone().or_else(|| crate::cmdline::read().device);
+    let mut loc = locate::locate(&a.target.root, device.as_deref())?;
     let report = inspect::report(&mut loc)?;
     let mut out = std::io::stdout().lock();
     if a.json {
+        // The JSON carries them too, but an operator reading the journal must see them.
+        for w in &report.warnings {
+            log::warn!("{}: {w}", report.disk);
+        }
         serde_json::to_writer_pretty(&mut out, &report)?;
         writeln!(out)?;
     } else {

@@ -129,7 +129,7 @@ pub fn report(loc: &mut Located) -> Result<Report> {
 }
 
 fn mib(b: u64) -> String {
-    if b % (1 << 20) == 0 {
+    if b.is_multiple_of(1 << 20) {
         format!("{} MiB", b >> 20)
     } else {
         format!("{:.2} MiB", b as f64 / (1u64 << 20) as f64)
@@ -150,7 +150,7 @@ pub fn render(r: &Report) -> String {
         Some(p) => {
             s += &format!(
                 "config drive: {} {} at {} ({}), {} label {:?}, found by {}{}\n",
-                p.device.clone().unwrap_or_else(|| format!("{}", p.disk)),
+                p.device.clone().unwrap_or_else(|| p.disk.to_string()),
                 p.number
                     .map_or_else(|| "(whole device)".into(), |n| format!("partition {n}")),
                 p.start,

@@ -4,6 +4,7 @@
 
 pub mod build;
 pub mod cli;
+pub mod cmdline;
 pub mod commands;
 pub mod configdrive;
 pub mod discover;

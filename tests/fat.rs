@@ -36,12 +36,11 @@ fn tools(names: &[&str]) -> Option<Vec<PathBuf>> {
 }
 
 fn run(tool: &Path, args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
-    let out = Command::new(tool)
+    Command::new(tool)
         .args(args.iter().map(|a| a.as_ref()))
         .env("MTOOLS_SKIP_CHECK", "1")
         .output()
-        .unwrap_or_else(|e| panic!("running {}: {e}", tool.display()));
-    out
+        .unwrap_or_else(|e| panic!("running {}: {e}", tool.display()))
 }
 
 fn run_ok(tool: &Path, args: &[&dyn AsRef<std::ffi::OsStr>]) -> String {
@@ -907,12 +906,12 @@ fn mutated_volumes_never_panic() {
         }
         let len = img.len() as u64;
         let _ = probe_label(&mut Cursor::new(&mut *img));
-        if let Ok(mut fs) = Fat::open(Window::read_only(Cursor::new(&mut *img), 0, len)) {
-            if let Ok(entries) = fs.entries() {
-                for e in entries {
-                    if let EntryKind::File { .. } = e.kind {
-                        let _ = fs.copy_file(&e.path, &mut io::sink());
-                    }
+        if let Ok(mut fs) = Fat::open(Window::read_only(Cursor::new(&mut *img), 0, len))
+            && let Ok(entries) = fs.entries()
+        {
+            for e in entries {
+                if let EntryKind::File { .. } = e.kind {
+                    let _ = fs.copy_file(&e.path, &mut io::sink());
                 }
             }
         }

@@ -119,6 +119,35 @@ impl<D> Seek for Window<D> {
     }
 }
 
+/// A device opened for reading only, made to look writable to APIs (such as `fatfs`) that ask
+/// for `Write` even to read: every write fails.
+pub struct NoWrite<D>(pub D);
+
+impl<D: Read> Read for NoWrite<D> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl<D: Seek> Seek for NoWrite<D> {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        self.0.seek(pos)
+    }
+}
+
+impl<D> Write for NoWrite<D> {
+    fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+        Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "the device is open for reading only",
+        ))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,34 +180,5 @@ mod tests {
         assert!(w.write(&[7]).is_err());
         let disk = w.into_inner().into_inner();
         assert_eq!(&disk[12..18], &[0, 0, 7, 7, 0, 0]);
-    }
-}
-
-/// A device opened for reading only, made to look writable to APIs (such as `fatfs`) that ask
-/// for `Write` even to read: every write fails.
-pub struct NoWrite<D>(pub D);
-
-impl<D: Read> Read for NoWrite<D> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.read(buf)
-    }
-}
-
-impl<D: Seek> Seek for NoWrite<D> {
-    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
-        self.0.seek(pos)
-    }
-}
-
-impl<D> Write for NoWrite<D> {
-    fn write(&mut self, _: &[u8]) -> io::Result<usize> {
-        Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            "the device is open for reading only",
-        ))
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
     }
 }

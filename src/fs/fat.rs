@@ -970,3 +970,23 @@ impl<D: Read + Write + Seek> DriveFs for Fat<D> {
         Ok(written)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cp437_table_is_complete() {
+        assert_eq!(CP437_HIGH.chars().count(), 128);
+        assert_eq!(cp437(0x80), 'Ç');
+        assert_eq!(cp437(0xE1), 'ß');
+        assert_eq!(cp437(0xFF), '\u{A0}');
+    }
+
+    #[test]
+    fn labels_are_trimmed_and_no_name_is_empty() {
+        assert_eq!(decode_label(b"CONFIG-2   "), "CONFIG-2");
+        assert_eq!(decode_label(b"config-2   "), "config-2");
+        assert_eq!(decode_label(b"NO NAME    "), "");
+    }
+}

@@ -884,3 +884,116 @@ fn write_fats<D: Write + Seek>(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shorts(names: &[&str]) -> Vec<(String, bool)> {
+        let mut children: Vec<ChildPlan> = names
+            .iter()
+            .map(|n| ChildPlan {
+                name: n.to_string(),
+                short: [0; 11],
+                lfn: (!is_plain_short(n)).then(|| n.encode_utf16().collect()),
+                kind: Kind::File(0),
+            })
+            .collect();
+        assign_short_names(&mut children);
+        children
+            .iter()
+            .map(|c| {
+                (
+                    String::from_utf8(c.short.to_vec()).unwrap(),
+                    c.lfn.is_some(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn short_names_follow_the_windows_rules() {
+        let names = [
+            "UPPER.TXT",
+            "latest",
+            "meta_data.json",
+            "meta_data.json2",
+            "LONGFILENAME.TXT",
+            ".hidden",
+            "a.b.c.d",
+            "café.txt",
+            "x.tar.gz",
+            "with space",
+            "UPPER~1.TXT",
+            "upper.txt.x",
+        ];
+        let want = [
+            ("UPPER   TXT", false),
+            ("LATEST     ", true),
+            ("META_D~1JSO", true),
+            ("META_D~2JSO", true),
+            ("LONGFI~1TXT", true),
+            ("HIDDEN~1   ", true),
+            ("ABC~1   D  ", true),
+            ("CAF_~1  TXT", true),
+            ("XTAR~1  GZ ", true),
+            ("WITHSP~1   ", true),
+            ("UPPER~1 TXT", false),
+            ("UPPERT~1X  ", true),
+        ];
+        let got = shorts(&names);
+        for ((n, g), (s, l)) in names.iter().zip(&got).zip(want) {
+            assert_eq!((g.0.as_str(), g.1), (s, l), "{n}");
+        }
+        // Tails grow past one digit and stay unique.
+        let many: Vec<String> = (0..120).map(|i| format!("samebasis-{i}.json")).collect();
+        let refs: Vec<&str> = many.iter().map(String::as_str).collect();
+        let got = shorts(&refs);
+        assert_eq!(got[9].0, "SAMEB~10JSO");
+        assert_eq!(got[99].0, "SAME~100JSO");
+        let unique: HashSet<&String> = got.iter().map(|(s, _)| s).collect();
+        assert_eq!(unique.len(), got.len());
+    }
+
+    #[test]
+    fn lfn_entries_end_with_nul_then_padding() {
+        let units: Vec<u16> = "exactly-13-ch".encode_utf16().collect();
+        let mut out = Vec::new();
+        lfn_entries(&units, b"EXACTL~1   ", &mut out);
+        // 13 characters fill one entry exactly: no terminator is needed or written.
+        assert_eq!(out.len(), 32);
+        assert_eq!(out[0], 0x41);
+        let units: Vec<u16> = "fourteen-chars".encode_utf16().collect();
+        let mut out = Vec::new();
+        lfn_entries(&units, b"FOURTE~1   ", &mut out);
+        assert_eq!(out.len(), 64);
+        assert_eq!(out[0], 0x42);
+        assert_eq!(&out[1..5], &[b's', 0, 0, 0]);
+        assert_eq!(&out[5..7], &[0xFF, 0xFF]);
+        assert_eq!(out[32], 0x01);
+    }
+
+    #[test]
+    fn layouts_match_mkfs_vfat_choices() {
+        // mkfs.fat 4.2's picks for these sizes (512-byte sectors): type and cluster bytes.
+        for (mib, t, cs) in [
+            (1u64, FatType::Fat12, 2048),
+            (16, FatType::Fat16, 2048),
+            (64, FatType::Fat16, 2048),
+            (256, FatType::Fat16, 4096),
+            (300, FatType::Fat16, 8192),
+            (600, FatType::Fat32, 4096),
+            (2048, FatType::Fat32, 4096),
+        ] {
+            let l = preferred_layout((mib << 20) / 512, 512, 512).unwrap();
+            assert_eq!((l.fat_type, l.cluster_size()), (t, cs), "{mib} MiB");
+        }
+        // Near a type boundary the cluster count is moved away from it: mkfs.fat gives 8 MiB
+        // 4081 FAT12 clusters, 3 below the limit.
+        let l = preferred_layout((8 << 20) / 512, 512, 512).unwrap();
+        assert!(
+            l.clusters <= u64::from(FAT12_MAX_CLUSTERS - BOUNDARY_MARGIN),
+            "{l:?}"
+        );
+    }
+}
