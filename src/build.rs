@@ -39,6 +39,10 @@ pub enum BuildError {
     IsoTooLarge { iso: u64, size: u64 },
     #[error("the disk already has a config drive (partition {0}); remove it first")]
     AlreadyThere(u32),
+    #[error(
+        "the ISO image's volume label is {0:?}, not config-2: at the disk's end nothing else marks the partition, so it would never be found (label the ISO config-2, or use --at after-last)"
+    )]
+    Unmarked(String),
     #[error("formatting the config partition: {0}")]
     Format(#[from] fat_format::FatFormatError),
     #[error("writing the config partition: {0}")]
@@ -56,6 +60,12 @@ pub struct Built {
     pub relocated_backup_header: bool,
     /// What the table read said that did not stop the build (see `Table::warnings`).
     pub warnings: Vec<String>,
+}
+
+/// The table with the new partition in it, made before anything is written.
+enum Edit {
+    Gpt(Gpt),
+    Mbr(Mbr),
 }
 
 fn align_up(x: u64, a: u64) -> u64 {
@@ -124,6 +134,51 @@ pub fn build<D: Device>(
         });
     }
     let (start_b, len_b) = (start * ss, (end - start) * ss);
+    if let (Content::Iso(iso), At::End) = (content, at) {
+        // At the end nothing but the volume label marks the partition (Ironic's layout has no
+        // GPT name and a FAT32 type byte): an ISO labelled otherwise would never be found.
+        let label = crate::discover::probe_drive(&mut std::io::Cursor::new(&iso[..]))?
+            .map(|p| p.label)
+            .unwrap_or_default();
+        if !crate::discover::is_config_label(&label) {
+            return Err(BuildError::Unmarked(label));
+        }
+    }
+    // The table edit is made in memory first, so a refusal (no free entry, an MBR's 5th
+    // primary) comes before a single byte is written.
+    let relocated;
+    let (edit, number) = match table.kind {
+        TableKind::Gpt => {
+            let mut g = Gpt::read(dev, ss)?;
+            relocated = g.backup_misplaced();
+            if relocated {
+                g.relocate_backup();
+            }
+            let name = match at {
+                At::AfterLast => "config-v2",
+                At::End => "",
+            };
+            let n = g.add(
+                start,
+                end - 1,
+                disk::gpt::LINUX_DATA,
+                disk::random_guid()?,
+                name,
+            )?;
+            (Edit::Gpt(g), n)
+        }
+        TableKind::Mbr => {
+            relocated = false;
+            let mut m = Mbr::read(dev, ss)?;
+            // 0x99 marks the seed's proposal; Ironic's partition at the end is a FAT32-LBA type.
+            let sys = match at {
+                At::AfterLast => 0x99,
+                At::End => 0x0c,
+            };
+            let n = m.add_primary(start, end - start, sys)?;
+            (Edit::Mbr(m), n)
+        }
+    };
     let fs_name = match content {
         Content::Tree(tree) => {
             fat_format::format_and_fill(
@@ -142,41 +197,10 @@ pub fn build<D: Device>(
         }
     };
     dev.sync()?;
-    let relocated;
-    let number = match table.kind {
-        TableKind::Gpt => {
-            let mut g = Gpt::read(dev, ss)?;
-            relocated = g.backup_misplaced();
-            if relocated {
-                g.relocate_backup();
-            }
-            let name = match at {
-                At::AfterLast => "config-v2",
-                At::End => "",
-            };
-            let n = g.add(
-                start,
-                end - 1,
-                disk::gpt::LINUX_DATA,
-                disk::random_guid()?,
-                name,
-            )?;
-            g.write(dev)?;
-            n
-        }
-        TableKind::Mbr => {
-            relocated = false;
-            let mut m = Mbr::read(dev, ss)?;
-            // 0x99 marks the seed's proposal; Ironic's partition at the end is a FAT32-LBA type.
-            let sys = match at {
-                At::AfterLast => 0x99,
-                At::End => 0x0c,
-            };
-            let n = m.add_primary(start, end - start, sys)?;
-            m.write_sector0(dev)?;
-            n
-        }
-    };
+    match edit {
+        Edit::Gpt(mut g) => g.write(dev)?,
+        Edit::Mbr(mut m) => m.write_sector0(dev)?,
+    }
     Ok(Built {
         warnings: table.warnings,
         number,

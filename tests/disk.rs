@@ -614,6 +614,32 @@ fn gpt_backup_relocation_on_a_grown_512_image() {
     assert!(!err.contains("mismatch") && !err.contains("backup"), "{err}");
 }
 
+/// `sgdisk -j` moves the primary array away from LBA 2 (boards whose firmware lives there);
+/// a rewrite must keep it where it is and leave LBA 2.. alone.
+#[test]
+fn gpt_with_a_moved_main_table_keeps_it_where_it_is() {
+    if !require_tools(&["sgdisk", "sfdisk"]) {
+        return;
+    }
+    let img = sgdisk_image(16 * MIB, &["-j", "2048", "-n", "1:4096:+4M", "-c", "1:root"]);
+    let firmware: Vec<u8> = (0..2046 * 512).map(|i| (i % 251) as u8 | 1).collect();
+    img.write_at(2 * 512, &firmware);
+    let t = read_img(&img, None).unwrap();
+    assert_eq!(t.first_usable, 2048 + 32);
+    edit_gpt(&img, 512, |g| {
+        let s = t.get(1).unwrap().end();
+        g.add(s, s + 2047, LINUX_DATA, TEST_GUID, "added").unwrap();
+    });
+    assert_eq!(img.read_at(2 * 512, firmware.len()), firmware, "LBA 2..2047");
+    let hdr = img.read_at(512, 512);
+    assert_eq!(le64(&hdr, H_ARRAY_LBA), 2048);
+    let (_, text) = sgdisk_verify(img.path_str());
+    assert!(text.contains("No problems found"), "{text}");
+    let after = read_img(&img, None).unwrap();
+    assert_eq!(after.partitions.len(), 2);
+    assert_same_as_sfdisk(&after, &sfdisk_json(img.path_str()));
+}
+
 #[track_caller]
 fn assert_protective_mbr_covers(img: &TempImage, ss: u64) {
     let mbr = img.read_at(0, 512);
@@ -1231,7 +1257,7 @@ fn mbr_fixture() -> Option<(TempImage, Table)> {
     }
     let img = sfdisk_mbr_image(
         8 * MIB,
-        "label: dos\nlabel-id: 0x11223344\nIMG1 : start=2048, size=2048, type=83\nIMG2 : start=4096, size=8192, type=5\nIMG3 : start=12288, size=2048, type=99\nIMG5 : size=1024, type=83\nIMG6 : size=1024, type=82\nIMG7 : size=1024, type=99\n",
+        "label: dos\nlabel-id: 0x11223344\nIMG1 : start=2048, size=2048, type=83\nIMG2 : start=4096, size=8192, type=5\nIMG3 : start=12288, size=2048, type=99\nIMG5 : start=5120, size=1024, type=83\nIMG6 : start=7168, size=1024, type=82\nIMG7 : start=10240, size=1024, type=99\n",
     );
     let t = read_img(&img, None).unwrap();
     Some((img, t))
@@ -1256,7 +1282,6 @@ fn corrupt_mbr_chains_and_extents_are_errors() {
     assert!(m.contains("links to"), "{m}");
     // EBR of 7 links to itself.
     let mut b = good.clone();
-    put32(&mut b, ebr(7) + 462, 0x05);
     b[ebr(7) + 462 + 4] = 0x05;
     put32(&mut b, ebr(7) + 462 + 8, (ebr(7) / 512) as u32 - ext_start as u32);
     put32(&mut b, ebr(7) + 462 + 12, 100);
@@ -1276,7 +1301,8 @@ fn corrupt_mbr_chains_and_extents_are_errors() {
     expect_corrupt(&b, "EBR signature");
     // A primary beyond the disk's end; and the whole image cut short.
     let mut b = good.clone();
-    put32(&mut b, 446 + 16 * 2 + 12, (b.len() / 512) as u32);
+    let disk_sectors = (b.len() / 512) as u32;
+    put32(&mut b, 446 + 16 * 2 + 12, disk_sectors);
     let m = expect_corrupt(&b, "primary beyond the end");
     assert!(m.contains("does not fit the disk"), "{m}");
     let m = expect_corrupt(&good[..6 * MIB as usize], "truncated image");
@@ -1616,7 +1642,9 @@ fn planner_on_an_ironic_image_written_to_a_larger_disk_relocates_the_backup() {
     let after = read_img(&img, None).unwrap();
     assert_eq!(after.get(1).unwrap().end(), p.start + p.new_sectors);
     assert_same_as_sfdisk(&after, &sfdisk_json(img.path_str()));
-    assert!(img.read_at(1100 * MIB - 512, 512).iter().all(|b| *b == 0));
+    // The old backup header is now inside root (whose filesystem has not grown yet): it is
+    // left alone rather than written into a partition.
+    assert!(after.get(1).unwrap().end() > 1100 * MIB / 512);
 }
 
 #[test]
@@ -1672,10 +1700,11 @@ fn planner_grows_an_mbr_logical_root_with_its_extended_container() {
     assert_eq!(p.grow_extended, Some((2, disk - ext.start)));
     assert!(!p.relocate_backup);
     check_plan(&t, &p, Some(3)).unwrap();
-    // Keeping the drive: up to it, the container too.
+    // Keeping the drive: up to it, which is where the container ends already.
+    assert_eq!(ext.end(), 40960);
     let q = plan_growth(&t, 6, None).unwrap();
     assert_eq!(q.start + q.new_sectors, 40960);
-    assert_eq!(q.grow_extended, Some((2, 40960 - ext.start)));
+    assert_eq!(q.grow_extended, None);
     // sfdisk carries the plan out and reads back what was planned.
     let dev = img.path_str();
     run("sfdisk", &["--no-reread", "--no-tell-kernel", "--delete", dev, "3"]);

@@ -108,6 +108,21 @@ fn header_problem(
             h.first_usable_lba, h.last_usable_lba
         ));
     }
+    // The tables must lie outside the usable range, or rewriting them would overwrite
+    // partitions: the primary array before it and the other header after it; the backup array
+    // between the usable range and the backup header.
+    let array_end = h.partition_entry_lba.saturating_add(array_sectors);
+    let misplaced = if lba == 1 {
+        array_end > h.first_usable_lba || h.backup_lba <= h.last_usable_lba
+    } else {
+        h.partition_entry_lba <= h.last_usable_lba || array_end > lba
+    };
+    if misplaced {
+        return Err(format!(
+            "partition array at LBA {} ({array_sectors} sectors) or the other header (LBA {}) lies inside the usable range LBA {}..={}",
+            h.partition_entry_lba, h.backup_lba, h.first_usable_lba, h.last_usable_lba
+        ));
+    }
     let entries = h.read_partitions(dev, ss).map_err(|e| match e {
         gptman::Error::InvalidPartitionEntryArrayChecksum(stored, computed) => format!(
             "partition array CRC mismatch (stored {stored:#010x}, computed {computed:#010x})"
@@ -115,6 +130,13 @@ fn header_problem(
         other => format!("reading the partition array: {other}"),
     })?;
     Ok((h, entries))
+}
+
+/// The backup LBA a primary header records, if that header (not its array) is intact.
+fn intact_header_pointer(dev: &mut (impl Read + Seek + ?Sized), ss: u64) -> Option<u64> {
+    dev.seek(SeekFrom::Start(ss)).ok()?;
+    let h = GPTHeader::read_from(dev).ok()?;
+    (h.primary_lba == 1).then_some(h.backup_lba)
 }
 
 fn array_sectors(h: &GPTHeader, ss: u64) -> u64 {
@@ -153,22 +175,48 @@ impl Gpt {
                 }
                 (h, e, backup_lba)
             }
-            Err(primary_why) => match header_problem(dev, ss, last, disk_sectors) {
-                Ok((mut h, e)) => {
-                    warnings.push(format!(
-                        "the primary GPT header is bad ({primary_why}); using the backup at LBA {last}, and the primary will be rewritten on the next table write"
-                    ));
-                    h.backup_lba = h.primary_lba;
-                    h.primary_lba = 1;
-                    h.partition_entry_lba = 2;
-                    (h, e, last)
+            Err(primary_why) => {
+                // Where the backup is: where the primary header says, if that header itself
+                // is intact (only its array is bad, as after a torn array write; gdisk does
+                // the same), else the disk's last LBA.
+                let mut candidates = Vec::new();
+                if let Some(alt) = intact_header_pointer(dev, ss)
+                    && alt > 1
+                    && alt < last
+                {
+                    candidates.push(alt);
                 }
-                Err(backup_why) => {
+                candidates.push(last);
+                let mut whys = Vec::new();
+                let mut found = None;
+                for lba in candidates {
+                    match header_problem(dev, ss, lba, disk_sectors) {
+                        Ok(he) => {
+                            found = Some((lba, he));
+                            break;
+                        }
+                        Err(why) => whys.push(format!("backup header at LBA {lba}: {why}")),
+                    }
+                }
+                let Some((lba, (mut h, e))) = found else {
                     return Err(DiskError::CorruptGpt(format!(
-                        "primary header: {primary_why}; backup header at LBA {last}: {backup_why}"
+                        "primary header: {primary_why}; {}",
+                        whys.join("; ")
                     )));
+                };
+                warnings.push(format!(
+                    "the primary GPT header is bad ({primary_why}); using the backup at LBA {lba}, and the primary will be rewritten on the next table write"
+                ));
+                if lba != last {
+                    warnings.push(format!(
+                        "the backup GPT header is at LBA {lba}, not at the disk's last LBA {last}: the disk is larger than the image written to it"
+                    ));
                 }
-            },
+                h.backup_lba = h.primary_lba;
+                h.primary_lba = 1;
+                h.partition_entry_lba = 2;
+                (h, e, lba)
+            }
         };
         let mut gpt = Gpt {
             sector_size: ss,
@@ -333,8 +381,9 @@ impl Gpt {
     fn encode(&self, primary: bool) -> Result<(Vec<u8>, u64, Vec<u8>, u64), DiskError> {
         let ss = self.sector_size;
         let mut h = self.header.clone();
+        // The primary array stays where the header has it (LBA 2 but for tables moved with
+        // `sgdisk -j`, whose LBA 2.. may hold a boot loader).
         h.primary_lba = 1;
-        h.partition_entry_lba = 2;
         if !primary {
             h.primary_lba = self.header.backup_lba;
             h.backup_lba = 1;
@@ -357,31 +406,68 @@ impl Gpt {
         Ok((header_sector, h.primary_lba, array, h.partition_entry_lba))
     }
 
-    /// Writes the table back. Order, so that a power cut at any instant leaves a valid table:
-    /// 1. the backup array, then the backup header, then a flush: until the header lands the
-    ///    primary copy is still intact and describes the old table;
-    /// 2. the primary array, then the primary header, then a flush: while it is torn, its CRC
-    ///    fails and readers (the kernel, gptman, sgdisk) take the new backup;
+    /// Whether both copies of the table fit the disk outside the usable range, as `write` puts
+    /// them: primary array before it, backup array right after it, backup header after that.
+    fn check_layout(&self) -> Result<(), DiskError> {
+        let h = &self.header;
+        let arr = self.array_sectors();
+        let fits = h.partition_entry_lba >= 2
+            && h.partition_entry_lba.saturating_add(arr) <= h.first_usable_lba
+            && h.first_usable_lba <= h.last_usable_lba.saturating_add(1)
+            && h.last_usable_lba.saturating_add(arr) < h.backup_lba
+            && h.backup_lba < self.disk_sectors;
+        if fits {
+            return Ok(());
+        }
+        Err(DiskError::Refused(format!(
+            "the GPT does not fit the disk's {} sectors: primary array at LBA {}, usable LBA {}..={}, {arr}-sector backup array and backup header at LBA {}",
+            self.disk_sectors,
+            h.partition_entry_lba,
+            h.first_usable_lba,
+            h.last_usable_lba,
+            h.backup_lba
+        )))
+    }
+
+    /// Writes the table back. Order, so that a power cut at any instant leaves a valid table
+    /// that is either the old or the new one:
+    /// 1. the copy readers do not use now, array then header, each followed by a flush: the
+    ///    backup when the primary on disk is valid (readers use the primary), else the primary
+    ///    (readers use the backup). Until that header lands, the copy in use is untouched; an
+    ///    array torn under an old header fails its CRC;
+    /// 2. the other copy, the same way: while it is torn the first one, complete, is used;
     /// 3. the protective MBR's size, when the backup moved and the MBR is a plain protective one;
     /// 4. a stale backup header left at the image's old end is zeroed, if it lies outside every
     ///    partition, so no tool mistakes it for a table later.
+    ///
+    /// Each header is a single sector, which a disk writes whole or not at all.
     pub fn write<D: Device + ?Sized>(&mut self, dev: &mut D) -> Result<(), DiskError> {
         self.check_entries()?;
+        self.check_layout()?;
         let ss = self.sector_size;
-        let (bh, bh_lba, ba, ba_lba) = self.encode(false)?;
-        let (ph, ph_lba, pa, pa_lba) = self.encode(true)?;
+        let backup = self.encode(false)?;
+        let primary = self.encode(true)?;
         let w = |dev: &mut D, lba: u64, bytes: &[u8], what: &str| -> Result<(), DiskError> {
             dev.seek(SeekFrom::Start(lba * ss))
                 .and_then(|_| dev.write_all(bytes))
                 .map_err(io_err(format!("writing the {what} at LBA {lba}")))
         };
         let sync = |dev: &mut D| dev.sync().map_err(io_err("flushing the partition table"));
-        w(dev, ba_lba, &ba, "backup GPT partition array")?;
-        w(dev, bh_lba, &bh, "backup GPT header")?;
-        sync(dev)?;
-        w(dev, pa_lba, &pa, "primary GPT partition array")?;
-        w(dev, ph_lba, &ph, "primary GPT header")?;
-        sync(dev)?;
+        let copy = |dev: &mut D, c: &(Vec<u8>, u64, Vec<u8>, u64), which: &str| {
+            let (header, h_lba, array, a_lba) = c;
+            w(dev, *a_lba, array, &format!("{which} GPT partition array"))?;
+            sync(dev)?;
+            w(dev, *h_lba, header, &format!("{which} GPT header"))?;
+            sync(dev)
+        };
+        let primary_in_use = header_problem(dev, ss, 1, self.disk_sectors).is_ok();
+        if primary_in_use {
+            copy(dev, &backup, "backup")?;
+            copy(dev, &primary, "primary")?;
+        } else {
+            copy(dev, &primary, "primary")?;
+            copy(dev, &backup, "backup")?;
+        }
         self.fix_protective_mbr(dev)?;
         let stale = self.read_backup_lba;
         if stale != self.header.backup_lba
@@ -407,6 +493,13 @@ impl Gpt {
         }
         self.read_backup_lba = self.header.backup_lba;
         self.table.warnings.clear();
+        if self.backup_misplaced() {
+            self.table.warnings.push(format!(
+                "the backup GPT header is at LBA {}, not at the disk's last LBA {}: the disk is larger than the image written to it",
+                self.header.backup_lba,
+                self.disk_sectors - 1
+            ));
+        }
         Ok(())
     }
 
@@ -494,6 +587,13 @@ impl Seek for Len {
 /// `write` after `write_protective_mbr`.
 pub fn create(dev_len: u64, sector_size: u64, disk_guid: [u8; 16]) -> Result<Gpt, DiskError> {
     let disk_sectors = dev_len / sector_size;
+    // Protective MBR, two headers, two 128-entry arrays and at least one usable sector.
+    let array = (128 * u64::from(ENTRY_SIZE)).div_ceil(sector_size.max(1));
+    if sector_size == 0 || disk_sectors < 2 * array + 4 {
+        return Err(DiskError::Refused(format!(
+            "a device of {dev_len} bytes is too small for a GPT with {sector_size}-byte sectors"
+        )));
+    }
     let header = GPTHeader::new_from(&mut Len(dev_len), sector_size, disk_guid)
         .map_err(|e| DiskError::Refused(format!("making a GPT header: {e}")))?;
     let entries = vec![GPTPartitionEntry::empty(); header.number_of_partition_entries as usize];

@@ -100,6 +100,12 @@ fn plausible(sector0: &[u8]) -> bool {
         && (0..4).any(|i| sector0[446 + 16 * i + 4] != 0)
 }
 
+/// Whether sector 0 holds a DOS partition table of its own, not a GPT's protective (or
+/// hybrid) MBR: a table with no 0xEE entry.
+pub(crate) fn is_dos_mbr(sector0: &[u8]) -> bool {
+    plausible(sector0) && (0..4).all(|i| sector0[446 + 16 * i + 4] != 0xee)
+}
+
 impl Mbr {
     pub fn read<D: Read + Seek + ?Sized>(dev: &mut D, ss: u64) -> Result<Mbr, DiskError> {
         let len = device_len(dev)?;

@@ -176,6 +176,7 @@ pub fn read_at<D: Read + Seek + ?Sized>(
 /// Reads the partition table. `sector_size` is the logical sector size when known (BLKSSZGET on
 /// a block device); `None` for an image file, where it is probed: a GPT header is looked for at
 /// 512 and 4096, and an MBR's sector size is inferred from where its partitions' filesystems are.
+/// A GPT header under an MBR with no 0xEE entry is a leftover and ignored, as the kernel does.
 pub fn read_table<D: Read + Seek + ?Sized>(
     dev: &mut D,
     sector_size: Option<u64>,
@@ -191,9 +192,32 @@ pub fn read_table<D: Read + Seek + ?Sized>(
         None => &[512, 4096],
     };
     let len = device_len(dev)?;
+    // A GPT counts only under a protective (or hybrid) MBR, as for the kernel, libblkid and
+    // sfdisk: a real MBR in sector 0 with an old "EFI PART" left at LBA 1 is an MBR disk.
+    let mut sector0 = [0u8; 512];
+    let dos_mbr = len >= 512
+        && read_at(dev, 0, &mut sector0).is_ok()
+        && mbr::is_dos_mbr(&sector0);
     for &ss in sizes {
-        if gpt::has_signature(dev, ss, len)? {
+        if !dos_mbr && gpt::has_signature(dev, ss, len)? {
             return gpt::Gpt::read(dev, ss).map(|g| g.table);
+        }
+    }
+    if has_protective_mbr(dev) {
+        // The primary header is gone (no signature at LBA 1) but the protective MBR says this
+        // is a GPT disk: the backup at the last LBA may still be good, and the kernel and
+        // sgdisk use it then. `Gpt::read` falls back to it and says so in the warnings.
+        let mut first_err = None;
+        for &ss in sizes {
+            match gpt::Gpt::read(dev, ss) {
+                Ok(g) => return Ok(g.table),
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = first_err {
+            return Err(e);
         }
     }
     let mbr_ss = match sector_size {
@@ -201,6 +225,14 @@ pub fn read_table<D: Read + Seek + ?Sized>(
         None => mbr::probe_sector_size(dev)?,
     };
     mbr::Mbr::read(dev, mbr_ss).map(|m| m.table)
+}
+
+/// Whether sector 0 is an MBR with a GPT protective (0xEE) entry.
+fn has_protective_mbr<D: Read + Seek + ?Sized>(dev: &mut D) -> bool {
+    let mut s0 = [0u8; 512];
+    read_at(dev, 0, &mut s0).is_ok()
+        && s0[510..512] == [0x55, 0xaa]
+        && (0..4).any(|i| s0[446 + 16 * i + 4] == 0xee)
 }
 
 /// Formats a GPT GUID (mixed-endian on disk) the way blkid and the kernel print it.

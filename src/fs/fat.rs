@@ -384,7 +384,7 @@ impl<R: Read + Seek> Volume<R> {
         } else if raw == geo_type.bad_marker() {
             Next::Broken(format!("cluster {c} is marked bad"))
         } else if raw == 0 {
-            Next::Broken(format!("the chain runs into free cluster {c}"))
+            Next::Broken(format!("cluster {c} of the chain is marked free"))
         } else if !self.geo.valid_cluster(raw) {
             Next::Broken(format!(
                 "cluster {c} links to cluster {raw}, outside the volume's {} clusters",
@@ -467,7 +467,7 @@ impl<R: Read + Seek> Volume<R> {
         visited: &mut HashSet<u32>,
     ) -> Result<Vec<Child>, FsError> {
         let buf = self.read_dir(first, path, visited)?;
-        let (mut children, _) = parse_dir(
+        let mut children = parse_dir(
             &buf,
             self.geo.fat_type,
             first.is_none_or(|c| Some(c) == self.root_cluster()),
@@ -495,9 +495,7 @@ impl<R: Read + Seek> Volume<R> {
         let root = self.root_cluster();
         let mut visited = HashSet::new();
         let from_root = match self.read_dir(root, &RelPath::root(), &mut visited) {
-            Ok(buf) => parse_dir(&buf, self.geo.fat_type, true, &RelPath::root())
-                .ok()
-                .and_then(|(_, l)| l),
+            Ok(buf) => find_label(&buf),
             Err(e @ FsError::Io { .. }) => return Err(e),
             Err(_) => None,
         };
@@ -679,6 +677,18 @@ impl<R: Read + Seek> Volume<R> {
     }
 }
 
+/// The first volume-label entry of a root directory, whatever else the directory holds.
+fn find_label(buf: &[u8]) -> Option<[u8; 11]> {
+    buf.chunks_exact(DIR_ENTRY_SIZE)
+        .take_while(|e| e[0] != 0)
+        .find(|e| {
+            e[0] != DELETED
+                && e[11] & 0x3F != ATTR_LFN
+                && e[11] & (ATTR_VOLUME_ID | ATTR_DIRECTORY) == ATTR_VOLUME_ID
+        })
+        .map(|e| e[..11].try_into().expect("11 bytes"))
+}
+
 fn decode_label(raw: &[u8; 11]) -> String {
     let s: String = raw.iter().map(|&b| cp437(b)).collect();
     let s = s.trim_end_matches(' ');
@@ -763,15 +773,14 @@ impl LongName {
     }
 }
 
-/// Parses raw directory entries into children, and the volume label when `is_root`.
+/// Parses raw directory entries into children; `.` and `..` are expected only outside the root.
 fn parse_dir(
     buf: &[u8],
     fat_type: FatType,
     is_root: bool,
     path: &RelPath,
-) -> Result<(Vec<Child>, Option<[u8; 11]>), FsError> {
+) -> Result<Vec<Child>, FsError> {
     let mut children = Vec::new();
-    let mut label = None;
     let mut lfn = LongName::default();
     let (mut seen_dot, mut seen_dotdot) = (false, false);
     for e in buf.chunks_exact(DIR_ENTRY_SIZE) {
@@ -791,9 +800,6 @@ fn parse_dir(
         raw.copy_from_slice(&e[..11]);
         let long = lfn.finish(&raw);
         if attr & ATTR_VOLUME_ID != 0 {
-            if is_root && label.is_none() && attr & ATTR_DIRECTORY == 0 {
-                label = Some(raw);
-            }
             continue;
         }
         let dir = attr & ATTR_DIRECTORY != 0;
@@ -830,7 +836,7 @@ fn parse_dir(
             size: if dir { 0 } else { le32(e, 28) },
         });
     }
-    Ok((children, label))
+    Ok(children)
 }
 
 fn read_boot<R: Read + Seek>(dev: &mut R) -> io::Result<Option<[u8; 512]>> {
