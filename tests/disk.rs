@@ -123,7 +123,12 @@ fn assert_same_as_sfdisk(t: &Table, sf: &SfTable) {
                 assert_eq!(t.kind, TableKind::Gpt);
                 assert_eq!(guid_to_string(type_guid), s.type_, "type of {}", s.number);
                 assert_eq!(Some(&p.uuid), s.uuid.as_ref(), "PARTUUID of {}", s.number);
-                assert_eq!(name, s.name.as_deref().unwrap_or(""), "name of {}", s.number);
+                assert_eq!(
+                    name,
+                    s.name.as_deref().unwrap_or(""),
+                    "name of {}",
+                    s.number
+                );
             }
             _ => {
                 assert_eq!(t.kind, TableKind::Mbr);
@@ -224,7 +229,7 @@ fn fix_gpt(img: &mut [u8], ss: usize) {
     fix_gpt_copy(img, ss, last);
 }
 
-/// Byte offsets of the partition entry `n` (1-based) in the primary and backup arrays.
+/// Byte offsets of the primary and the backup partition arrays (entry `n` is 128 * (n - 1) in).
 fn entry_offsets(img: &[u8], ss: usize) -> [usize; 2] {
     let last = img.len() / ss - 1;
     let backup_array = le64(img, last * ss + H_ARRAY_LBA) as usize * ss;
@@ -232,14 +237,38 @@ fn entry_offsets(img: &[u8], ss: usize) -> [usize; 2] {
 }
 
 /// The test image made by `sgdisk` for most GPT tests: 3 partitions with a gap in numbering.
+/// Made once per size (sgdisk sleeps a second after every write) and copied.
 fn standard_gpt(size: u64) -> TempImage {
-    sgdisk_image(
+    static CACHE: std::sync::Mutex<Vec<(u64, Vec<u8>)>> = std::sync::Mutex::new(Vec::new());
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, bytes)) = cache.iter().find(|c| c.0 == size) {
+        return TempImage::from_bytes(bytes);
+    }
+    let img = sgdisk_image(
         size,
         &[
-            "-n", "1:2048:+1M", "-c", "1:root", "-t", "1:8300", "-n", "2:0:+512K", "-c", "2:swap",
-            "-t", "2:8200", "-n", "4:0:+512K", "-c", "4:config-v2", "-t", "4:0700",
+            "-n",
+            "1:2048:+1M",
+            "-c",
+            "1:root",
+            "-t",
+            "1:8300",
+            "-n",
+            "2:0:+512K",
+            "-c",
+            "2:swap",
+            "-t",
+            "2:8200",
+            "-n",
+            "4:0:+512K",
+            "-c",
+            "4:config-v2",
+            "-t",
+            "4:0700",
         ],
-    )
+    );
+    cache.push((size, img.bytes()));
+    img
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -328,8 +357,18 @@ fn gpt_4096_made_on_a_4kn_loop_device_is_probed_from_the_image_file() {
         sgdisk(
             &lo.dev,
             &[
-                "-n", "1:256:+8M", "-c", "1:root", "-t", "1:8300", "-n", "3:0:+2M", "-c",
-                "3:config-v2", "-t", "3:0700",
+                "-n",
+                "1:256:+8M",
+                "-c",
+                "1:root",
+                "-t",
+                "1:8300",
+                "-n",
+                "3:0:+2M",
+                "-c",
+                "3:config-v2",
+                "-t",
+                "3:0700",
             ],
         );
         let sf = sfdisk_json(&lo.dev);
@@ -361,7 +400,11 @@ fn stale_gpt_header_under_a_real_mbr_is_ignored_like_the_kernel_does() {
         &["--wipe", "never", img.path_str()],
         "label: dos\nlabel-id: 0x0badcafe\n2048,2048,83\n,4096,99\n",
     );
-    assert_eq!(&img.read_at(512, 8), b"EFI PART", "the fixture keeps the GPT");
+    assert_eq!(
+        &img.read_at(512, 8),
+        b"EFI PART",
+        "the fixture keeps the GPT"
+    );
     let sf = sfdisk_json(img.path_str());
     assert_eq!(sf.label, "dos");
     let t = read_img(&img, None).unwrap();
@@ -406,11 +449,20 @@ fn mbr_with_logicals_made_by_sfdisk_reads_as_sfdisk_and_partx_report_it() {
     let sf = sfdisk_json(img.path_str());
     assert_same_as_sfdisk(&t, &sf);
     assert_same_as_partx(&t, img.path_str());
-    let disk_id = run("blkid", &["-p", "-o", "value", "-s", "PTUUID", img.path_str()]);
+    let disk_id = run(
+        "blkid",
+        &["-p", "-o", "value", "-s", "PTUUID", img.path_str()],
+    );
     assert_eq!(t.get(5).unwrap().uuid, format!("{}-05", disk_id.trim()));
     assert!(t.get(2).unwrap().is_extended());
-    assert!(matches!(t.get(3).unwrap().kind, PartKind::MbrPrimary { sys: 0x99 }));
-    assert!(matches!(t.get(7).unwrap().kind, PartKind::MbrLogical { sys: 0x99 }));
+    assert!(matches!(
+        t.get(3).unwrap().kind,
+        PartKind::MbrPrimary { sys: 0x99 }
+    ));
+    assert!(matches!(
+        t.get(7).unwrap().kind,
+        PartKind::MbrLogical { sys: 0x99 }
+    ));
     assert_eq!(t.data_partitions().count(), 5);
     // Each logical names its EBR: inside the container, before the partition, with 0x55AA.
     let ext = t.get(2).unwrap();
@@ -418,7 +470,10 @@ fn mbr_with_logicals_made_by_sfdisk_reads_as_sfdisk_and_partx_report_it() {
     for n in 5..=7 {
         let p = t.get(n).unwrap();
         let ebr = p.ebr.expect("a logical has an EBR");
-        assert!(ebr >= prev_end && ebr < p.start && p.end() <= ext.end(), "{p:?}");
+        assert!(
+            ebr >= prev_end && ebr < p.start && p.end() <= ext.end(),
+            "{p:?}"
+        );
         assert_eq!(img.read_at(ebr * 512 + 510, 2), [0x55, 0xaa]);
         prev_end = p.end();
     }
@@ -524,7 +579,10 @@ fn gpt_add_remove_and_grow_are_accepted_by_sgdisk_and_sfdisk() {
     let added = sf.partitions.iter().find(|p| p.number == 3).unwrap();
     assert_eq!((added.start, added.size), (start, 4096));
     assert_eq!(added.name.as_deref(), Some("added"));
-    assert_eq!(added.uuid.as_deref(), Some(guid_to_string(&TEST_GUID).as_str()));
+    assert_eq!(
+        added.uuid.as_deref(),
+        Some(guid_to_string(&TEST_GUID).as_str())
+    );
     assert_eq!(added.type_, guid_to_string(&LINUX_DATA));
 
     // An overlapping add, an add outside the usable range and a 37-character name are refused
@@ -532,16 +590,34 @@ fn gpt_add_remove_and_grow_are_accepted_by_sgdisk_and_sfdisk() {
     let mut f = img.open_rw();
     let mut g = Gpt::read(&mut f, 512).unwrap();
     let snapshot = g.table.clone();
-    assert!(g.add(p4.start + 1, p4.start + 10, LINUX_DATA, TEST_GUID, "x").is_err());
     assert!(
-        g.add(t.last_usable - 10, t.last_usable + 1, LINUX_DATA, TEST_GUID, "x")
+        g.add(p4.start + 1, p4.start + 10, LINUX_DATA, TEST_GUID, "x")
             .is_err()
     );
     assert!(
-        g.add(start + 8192, start + 9000, LINUX_DATA, TEST_GUID, &"n".repeat(37))
-            .is_err()
+        g.add(
+            t.last_usable - 10,
+            t.last_usable + 1,
+            LINUX_DATA,
+            TEST_GUID,
+            "x"
+        )
+        .is_err()
     );
-    assert!(g.set_end(1, before.get(2).unwrap().start).is_err(), "grow into 2");
+    assert!(
+        g.add(
+            start + 8192,
+            start + 9000,
+            LINUX_DATA,
+            TEST_GUID,
+            &"n".repeat(37)
+        )
+        .is_err()
+    );
+    assert!(
+        g.set_end(1, before.get(2).unwrap().start).is_err(),
+        "grow into 2"
+    );
     assert!(g.remove(6).is_err());
     assert_eq!(g.table, snapshot);
     drop(f);
@@ -611,7 +687,10 @@ fn gpt_backup_relocation_on_a_grown_512_image() {
     // sfdisk has no complaint about the PMBR size either.
     let out = run_raw("sfdisk", &["--list", img.path_str()]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!err.contains("mismatch") && !err.contains("backup"), "{err}");
+    assert!(
+        !err.contains("mismatch") && !err.contains("backup"),
+        "{err}"
+    );
 }
 
 /// `sgdisk -j` moves the primary array away from LBA 2 (boards whose firmware lives there);
@@ -621,7 +700,10 @@ fn gpt_with_a_moved_main_table_keeps_it_where_it_is() {
     if !require_tools(&["sgdisk", "sfdisk"]) {
         return;
     }
-    let img = sgdisk_image(16 * MIB, &["-j", "2048", "-n", "1:4096:+4M", "-c", "1:root"]);
+    let img = sgdisk_image(
+        16 * MIB,
+        &["-j", "2048", "-n", "1:4096:+4M", "-c", "1:root"],
+    );
     let firmware: Vec<u8> = (0..2046 * 512).map(|i| (i % 251) as u8 | 1).collect();
     img.write_at(2 * 512, &firmware);
     let t = read_img(&img, None).unwrap();
@@ -630,7 +712,11 @@ fn gpt_with_a_moved_main_table_keeps_it_where_it_is() {
         let s = t.get(1).unwrap().end();
         g.add(s, s + 2047, LINUX_DATA, TEST_GUID, "added").unwrap();
     });
-    assert_eq!(img.read_at(2 * 512, firmware.len()), firmware, "LBA 2..2047");
+    assert_eq!(
+        img.read_at(2 * 512, firmware.len()),
+        firmware,
+        "LBA 2..2047"
+    );
     let hdr = img.read_at(512, 512);
     assert_eq!(le64(&hdr, H_ARRAY_LBA), 2048);
     let (_, text) = sgdisk_verify(img.path_str());
@@ -662,8 +748,18 @@ fn gpt_edits_and_relocation_on_4096_byte_sectors_pass_sgdisk_on_a_4kn_loop_devic
         sgdisk(
             &lo.dev,
             &[
-                "-n", "1:256:+4M", "-c", "1:root", "-n", "2:0:+2M", "-c", "2:swap", "-n",
-                "3:0:+2M", "-c", "3:config-v2",
+                "-n",
+                "1:256:+4M",
+                "-c",
+                "1:root",
+                "-n",
+                "2:0:+2M",
+                "-c",
+                "2:swap",
+                "-n",
+                "3:0:+2M",
+                "-c",
+                "3:config-v2",
             ],
         );
     }
@@ -835,7 +931,10 @@ fn tears(off: u64, data: &[u8], ss: usize) -> Vec<(String, Vec<Piece<'_>>)> {
         for j in 0..n {
             let a = j * ss;
             let b = (a + ss).min(data.len());
-            v.push((format!("only sector {j}"), vec![(off + a as u64, &data[a..b])]));
+            v.push((
+                format!("only sector {j}"),
+                vec![(off + a as u64, &data[a..b])],
+            ));
             v.push((
                 format!("all but sector {j}"),
                 vec![(off, &data[..a]), (off + b as u64, &data[b..])],
@@ -935,7 +1034,10 @@ fn assert_crash_safe(label: &str, original: &[u8], edit: impl FnOnce(&mut Gpt)) 
         let variants: Vec<Vec<(String, Vec<Piece<'_>>)>> =
             ws.iter().map(|w| tears(w.1, w.2, ss)).collect();
         let total: usize = variants.iter().map(Vec::len).product();
-        assert!(total <= 200_000, "{label}: epoch {e} has {total} combinations");
+        assert!(
+            total <= 200_000,
+            "{label}: epoch {e} has {total} combinations"
+        );
         let mut idx = vec![0usize; variants.len()];
         loop {
             let pieces: Vec<Piece<'_>> = idx
@@ -973,6 +1075,45 @@ fn assert_crash_safe(label: &str, original: &[u8], edit: impl FnOnce(&mut Gpt)) 
         }
     }
     assert_eq!(base, final_img);
+
+    // gdisk, independently: after each write and half-way through the next one, `sgdisk -p`
+    // loads the old or the new table (512-byte images only: sgdisk cannot be told 4096).
+    if ss == 512 && have_tool("sgdisk") {
+        let tmp = TempImage::new(0);
+        let rows = |t: &Table| -> Vec<(u32, u64, u64)> {
+            t.partitions
+                .iter()
+                .map(|p| (p.number, p.start, p.end() - 1))
+                .collect()
+        };
+        let (old_rows, new_rows) = (rows(&old), rows(&new));
+        let mut buf = original.to_vec();
+        for k in 0..=writes.len() {
+            let mut states: Vec<(String, Vec<Piece<'_>>)> =
+                vec![(format!("after {k} writes"), vec![])];
+            if let Some(&(_, off, data)) = writes.get(k) {
+                states.push((
+                    format!("after {k} writes and half of the next"),
+                    vec![(off, &data[..data.len() / 2])],
+                ));
+            }
+            for (what, pieces) in &states {
+                checked += 1;
+                let got = with_pieces(&mut buf, pieces, |b| {
+                    std::fs::write(&tmp.path, b).unwrap();
+                    sgdisk_rows(tmp.path_str())
+                });
+                match got {
+                    Ok(r) if r == old_rows || r == new_rows => {}
+                    Ok(r) => failures.push(format!("sgdisk, {what}: a mixed table {r:?}")),
+                    Err(e) => failures.push(format!("sgdisk, {what}: {e}")),
+                }
+            }
+            if let Some(&(_, off, data)) = writes.get(k) {
+                buf[off as usize..off as usize + data.len()].copy_from_slice(data);
+            }
+        }
+    }
     assert!(
         failures.is_empty(),
         "{label}: {} of {checked} crash states do not read as the old or the new table; first ones:\n{}",
@@ -987,6 +1128,33 @@ fn assert_crash_safe(label: &str, original: &[u8], edit: impl FnOnce(&mut Gpt)) 
     checked
 }
 
+/// The partitions `sgdisk -p` lists: (number, first LBA, last LBA).
+fn sgdisk_rows(path: &str) -> Result<Vec<(u32, u64, u64)>, String> {
+    let out = run_raw("sgdisk", &["-p", path]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() || text.contains("Creating new GPT") {
+        return Err(format!(
+            "sgdisk found no GPT ({}): {text}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let rows = text
+        .lines()
+        .skip_while(|l| !l.starts_with("Number"))
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            Some((
+                f.first()?.parse().ok()?,
+                f.get(1)?.parse().ok()?,
+                f.get(2)?.parse().ok()?,
+            ))
+        })
+        .collect();
+    Ok(rows)
+}
+
 /// An in-memory GPT made by `gpt::create` (no external tool), `size` bytes long.
 fn created_gpt(size: u64, ss: u64) -> Vec<u8> {
     let mut dev = Cursor::new(vec![0u8; size as usize]);
@@ -994,7 +1162,8 @@ fn created_gpt(size: u64, ss: u64) -> Vec<u8> {
     gpt::write_protective_mbr(&mut dev, ss).unwrap();
     let a = MIB / ss;
     g.add(a, 3 * a - 1, LINUX_DATA, [1; 16], "root").unwrap();
-    g.add(3 * a, 4 * a - 1, LINUX_DATA, [2; 16], "swap").unwrap();
+    g.add(3 * a, 4 * a - 1, LINUX_DATA, [2; 16], "swap")
+        .unwrap();
     g.add(4 * a, 5 * a - 1, LINUX_DATA, [3; 16], "config-v2")
         .unwrap();
     g.write(&mut dev).unwrap();
@@ -1143,7 +1312,10 @@ fn corrupt_primary_gpt_falls_back_to_the_backup_with_a_warning() {
         let mut g = Gpt::read(&mut dev, 512).unwrap();
         g.write(&mut dev).unwrap();
         let fixed = dev.into_inner();
-        assert_eq!(fixed, good, "a rewrite of the unchanged table restores the image");
+        assert_eq!(
+            fixed, good,
+            "a rewrite of the unchanged table restores the image"
+        );
         assert!(read_buf(&fixed, None).unwrap().warnings.is_empty());
     }
     // Backup broken: the primary is used, with a warning.
@@ -1214,6 +1386,47 @@ fn gpt_header_claiming_a_million_entries_is_refused_without_allocating_for_them(
     assert!(!read_buf(&img, None).unwrap().warnings.is_empty());
 }
 
+/// Tables that read but cannot be written back where they are: nothing is written.
+#[test]
+fn gpt_that_does_not_fit_the_disk_is_refused_before_any_write() {
+    let good = gpt_fixture(4 * MIB);
+    // An image larger than the disk it was written to (the backup lies past the end).
+    let cut = &good[..good.len() - 32 * 512];
+    let t = read_buf(cut, None).unwrap();
+    assert!(
+        t.warnings.iter().any(|w| w.contains("backup")),
+        "{:?}",
+        t.warnings
+    );
+    let mut dev = Recording::new(cut.to_vec());
+    let mut g = Gpt::read(&mut dev, 512).unwrap();
+    g.remove(1).unwrap();
+    match g.write(&mut dev) {
+        Err(DiskError::Refused(m)) => assert!(m.contains("does not fit"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(dev.ops.is_empty(), "{:?}", dev.ops.len());
+    // Moving the backup to the real end makes it writable.
+    g.relocate_backup();
+    g.write(&mut dev).unwrap();
+    let back = read_buf(&dev.inner.into_inner(), None).unwrap();
+    assert!(back.warnings.is_empty(), "{:?}", back.warnings);
+    assert_eq!(back.partitions, g.table.partitions);
+
+    // Read from a backup whose usable range starts where the primary array must go.
+    let last = good.len() / 512 - 1;
+    let mut img = good.clone();
+    img[512 + 60] ^= 0xff;
+    put64(&mut img, last * 512 + H_FIRST, 10);
+    fix_header_crc(&mut img, last * 512);
+    let t = read_buf(&img, None).unwrap();
+    assert_eq!(t.first_usable, 10);
+    let mut dev = Recording::new(img);
+    let mut g = Gpt::read(&mut dev, 512).unwrap();
+    assert!(matches!(g.write(&mut dev), Err(DiskError::Refused(_))));
+    assert!(dev.ops.is_empty());
+}
+
 #[test]
 fn overlapping_gpt_partitions_are_an_error_naming_them() {
     let good = gpt_fixture(4 * MIB);
@@ -1227,7 +1440,10 @@ fn overlapping_gpt_partitions_are_an_error_naming_them() {
     fix_gpt(&mut img, 512);
     match read_buf(&img, None) {
         Err(DiskError::CorruptGpt(m)) => assert!(
-            m.contains(&format!("partitions {} and {} overlap", p1.number, p2.number)),
+            m.contains(&format!(
+                "partitions {} and {} overlap",
+                p1.number, p2.number
+            )),
             "{m}"
         ),
         other => panic!("{other:?}"),
@@ -1238,7 +1454,10 @@ fn overlapping_gpt_partitions_are_an_error_naming_them() {
         put64(&mut img, base + E_END, p1.start - 1);
     }
     fix_gpt(&mut img, 512);
-    assert!(matches!(read_buf(&img, None), Err(DiskError::CorruptGpt(_))));
+    assert!(matches!(
+        read_buf(&img, None),
+        Err(DiskError::CorruptGpt(_))
+    ));
     let mut img = good.clone();
     for base in entry_offsets(&good, 512) {
         let e = base + 128 * (t.partitions.last().unwrap().number as usize - 1);
@@ -1283,7 +1502,11 @@ fn corrupt_mbr_chains_and_extents_are_errors() {
     // EBR of 7 links to itself.
     let mut b = good.clone();
     b[ebr(7) + 462 + 4] = 0x05;
-    put32(&mut b, ebr(7) + 462 + 8, (ebr(7) / 512) as u32 - ext_start as u32);
+    put32(
+        &mut b,
+        ebr(7) + 462 + 8,
+        (ebr(7) / 512) as u32 - ext_start as u32,
+    );
     put32(&mut b, ebr(7) + 462 + 12, 100);
     expect_corrupt(&b, "self-link");
     // A link out of the container.
@@ -1371,8 +1594,13 @@ fn table_invariants(t: &Table) -> Result<(), String> {
             return Err(format!("{} and {} overlap", w[0].number, w[1].number));
         }
     }
-    if t.last_usable > t.grow_limit || t.grow_limit >= t.disk_sectors {
-        return Err("grow limit".into());
+    // (The usable range may end past the grow limit: a GPT image larger than the disk it was
+    // written to reads, with a warning, but cannot be written back.)
+    if t.grow_limit >= t.disk_sectors || (t.last_usable > t.grow_limit && t.warnings.is_empty()) {
+        return Err(format!(
+            "grow limit {} with the usable range ending at {} on a disk of {} sectors",
+            t.grow_limit, t.last_usable, t.disk_sectors
+        ));
     }
     Ok(())
 }
@@ -1380,7 +1608,8 @@ fn table_invariants(t: &Table) -> Result<(), String> {
 /// Reads, and when the read succeeds, plans and (for GPT) rewrites: nothing may panic, a
 /// successful read keeps its invariants, and a rewritten GPT reads back the same.
 fn exercise(img: &[u8]) -> Result<(), String> {
-    for ss in [None, Some(512), Some(4096)] {
+    // (`Some(512)` reads like `None` on these 512-byte images.)
+    for ss in [None, Some(4096)] {
         let Ok(t) = read_buf(img, ss) else { continue };
         table_invariants(&t)?;
         for p in &t.partitions {
@@ -1416,7 +1645,7 @@ fn check_plan(t: &Table, p: &GrowPlan, delete: Option<u32>) -> Result<(), String
     let r = t.get(p.number).ok_or("plan for a missing partition")?;
     let end = p.start + p.new_sectors;
     let align = (MIB / t.sector_size).max(1);
-    if p.start != r.start || p.new_sectors <= p.old_sectors || end % align != 0 {
+    if p.start != r.start || p.new_sectors <= p.old_sectors || !end.is_multiple_of(align) {
         return Err(format!("bad plan {p:?}"));
     }
     if end > t.grow_limit + 1 {
@@ -1435,7 +1664,13 @@ fn check_plan(t: &Table, p: &GrowPlan, delete: Option<u32>) -> Result<(), String
     Ok(())
 }
 
-fn run_mutations(label: &str, good: &[u8], n: usize, seed: u64, mutate: impl Fn(&mut Rng, &mut Vec<u8>)) {
+fn run_mutations(
+    label: &str,
+    good: &[u8],
+    n: usize,
+    seed: u64,
+    mutate: impl Fn(&mut Rng, &mut Vec<u8>),
+) {
     let mut rng = Rng(seed);
     let mut failures = Vec::new();
     let mut ok_reads = 0;
@@ -1458,7 +1693,10 @@ fn run_mutations(label: &str, good: &[u8], n: usize, seed: u64, mutate: impl Fn(
         failures.join("\n")
     );
     // The mutations must not all be trivially rejected (or all harmless).
-    assert!(ok_reads > 0 && ok_reads < n, "{label}: {ok_reads} of {n} read fine");
+    assert!(
+        ok_reads > 0 && ok_reads < n,
+        "{label}: {ok_reads} of {n} read fine"
+    );
 }
 
 fn interesting_u64(rng: &mut Rng, disk_sectors: u64) -> u64 {
@@ -1483,7 +1721,16 @@ fn random_gpt_mutations_never_panic() {
     let good = if have_tool("sgdisk") {
         let img = sgdisk_image(
             MIB,
-            &["-a", "8", "-n", "1:40:+256K", "-n", "2:0:+128K", "-n", "4:0:+128K"],
+            &[
+                "-a",
+                "8",
+                "-n",
+                "1:40:+256K",
+                "-n",
+                "2:0:+128K",
+                "-n",
+                "4:0:+128K",
+            ],
         );
         img.bytes()
     } else {
@@ -1491,8 +1738,10 @@ fn random_gpt_mutations_never_panic() {
     };
     let ss = 512usize;
     let disk = (good.len() / ss) as u64;
-    let table_bytes: Vec<usize> = (0..34 * ss).chain(good.len() - 33 * ss..good.len()).collect();
-    run_mutations("gpt", &good, 400, 0x5eed_0001, |rng, img| {
+    let table_bytes: Vec<usize> = (0..34 * ss)
+        .chain(good.len() - 33 * ss..good.len())
+        .collect();
+    run_mutations("gpt", &good, 300, 0x5eed_0001, |rng, img| {
         let last = disk - 1;
         match rng.below(6) {
             // Random bytes anywhere in the tables, CRCs left broken or fixed.
@@ -1549,7 +1798,12 @@ fn random_mbr_mutations_never_panic() {
     let good = img.bytes();
     let disk = t.disk_sectors;
     let mut sectors: Vec<usize> = vec![0];
-    sectors.extend(t.partitions.iter().filter_map(|p| p.ebr).map(|e| e as usize));
+    sectors.extend(
+        t.partitions
+            .iter()
+            .filter_map(|p| p.ebr)
+            .map(|e| e as usize),
+    );
     run_mutations("mbr", &good, 400, 0x5eed_0002, |rng, img| {
         let s = sectors[rng.below(sectors.len() as u64) as usize] * 512;
         match rng.below(4) {
@@ -1565,7 +1819,8 @@ fn random_mbr_mutations_never_panic() {
                 let v = interesting_u64(rng, disk) as u32;
                 put32(img, s + 446 + 16 * slot + field, v);
                 if rng.below(3) == 0 {
-                    img[s + 446 + 16 * slot + 4] = [0x05, 0x0f, 0x83, 0x99, 0xee][rng.below(5) as usize];
+                    img[s + 446 + 16 * slot + 4] =
+                        [0x05, 0x0f, 0x83, 0x99, 0xee][rng.below(5) as usize];
                 }
             }
             _ => {
@@ -1585,8 +1840,10 @@ fn planner_on_the_ironic_layout_grows_root_to_the_aligned_end() {
         return;
     }
     // As Ironic does it: the image's root, then the config drive in the last 64 MiB.
-    let img = sgdisk_image(1100 * MIB, &["-n", "1:2048:+1G"]);
-    sgdisk(img.path_str(), &["-n", "0:-64M:0", "-t", "0:0700"]);
+    let img = sgdisk_image(
+        1100 * MIB,
+        &["-n", "1:2048:+1G", "-n", "0:-64M:0", "-t", "0:0700"],
+    );
     let t = read_img(&img, None).unwrap();
     assert_eq!(t.partitions.len(), 2);
     let p = plan_growth(&t, 1, Some(2)).expect("a plan");
@@ -1598,7 +1855,10 @@ fn planner_on_the_ironic_layout_grows_root_to_the_aligned_end() {
     assert_eq!(p.grow_extended, None);
     // Without deleting the drive root grows up to it, aligned down.
     let q = plan_growth(&t, 1, None).expect("a plan up to the drive");
-    assert_eq!(q.start + q.new_sectors, t.get(2).unwrap().start / 2048 * 2048);
+    assert_eq!(
+        q.start + q.new_sectors,
+        t.get(2).unwrap().start / 2048 * 2048
+    );
     check_plan(&t, &p, Some(2)).unwrap();
     apply_gpt_plan(&img, &t, &p, Some(2));
     assert_sgdisk_clean(img.path_str());
@@ -1627,8 +1887,10 @@ fn planner_on_an_ironic_image_written_to_a_larger_disk_relocates_the_backup() {
     if !require_tools(&["sgdisk", "sfdisk"]) {
         return;
     }
-    let img = sgdisk_image(1100 * MIB, &["-n", "1:2048:+1G"]);
-    sgdisk(img.path_str(), &["-n", "0:-64M:0", "-t", "0:0700"]);
+    let img = sgdisk_image(
+        1100 * MIB,
+        &["-n", "1:2048:+1G", "-n", "0:-64M:0", "-t", "0:0700"],
+    );
     img.set_len(1500 * MIB);
     let t = read_img(&img, None).unwrap();
     let p = plan_growth(&t, 1, Some(2)).unwrap();
@@ -1656,7 +1918,10 @@ fn planner_on_a_4096_byte_gpt_aligns_to_256_sectors() {
     let img = TempImage::new(48 * MIB);
     {
         let lo = LoopDev::attach(&img.path, 4096);
-        sgdisk(&lo.dev, &["-n", "1:256:+8M", "-n", "0:-8M:0", "-c", "2:config-v2"]);
+        sgdisk(
+            &lo.dev,
+            &["-n", "1:256:+8M", "-n", "0:-8M:0", "-c", "2:config-v2"],
+        );
     }
     img.set_len(64 * MIB);
     let t = read_img(&img, None).unwrap();
@@ -1707,7 +1972,10 @@ fn planner_grows_an_mbr_logical_root_with_its_extended_container() {
     assert_eq!(q.grow_extended, None);
     // sfdisk carries the plan out and reads back what was planned.
     let dev = img.path_str();
-    run("sfdisk", &["--no-reread", "--no-tell-kernel", "--delete", dev, "3"]);
+    run(
+        "sfdisk",
+        &["--no-reread", "--no-tell-kernel", "--delete", dev, "3"],
+    );
     let (n, len) = p.grow_extended.unwrap();
     run_stdin(
         "sfdisk",

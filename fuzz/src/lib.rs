@@ -6,7 +6,7 @@
 //! a file streaming the size it was listed with) does not hold.
 
 use std::collections::HashSet;
-use std::io::{self, Cursor, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 
 use seedpart::configdrive::ConfigDrive;
 use seedpart::disk::{self, Partition, Table, TableKind, gpt::Gpt, mbr::Mbr};
@@ -104,13 +104,135 @@ impl Write for Count {
     }
 }
 
+/// A whole disk built from a fuzz input, so that a small input can stand for a large disk:
+///
+/// `gap: u32 LE (4 KiB units) | tail_kib: u8 | data` is the disk `data[..n - tail] ++ gap zero
+/// bytes ++ data[n - tail..]` with `tail = min(tail_kib KiB, n)`. A gap with no tail is an image
+/// written to a larger disk (the GPT backup header short of the end); a gap before the tail is a
+/// disk whose backup header is at its end with free space before it. Inputs shorter than the
+/// 5-byte prefix are the disk as they are.
+///
+/// Writes are kept in memory over the input, and a write past the disk's end fails as it would
+/// on a block device.
+#[derive(Clone, Debug)]
+pub struct Disk<'a> {
+    head: &'a [u8],
+    gap: u64,
+    tail: &'a [u8],
+    writes: Vec<(u64, Vec<u8>)>,
+    pos: u64,
+}
+
+impl<'a> Disk<'a> {
+    pub fn from_input(data: &'a [u8]) -> Self {
+        let (head, gap, tail): (&[u8], u64, &[u8]) = if data.len() < 5 {
+            (data, 0, &[])
+        } else {
+            let gap = u64::from(u32::from_le_bytes([data[0], data[1], data[2], data[3]])) * 4096;
+            let rest = &data[5..];
+            let tail = (usize::from(data[4]) * 1024).min(rest.len());
+            let (h, t) = rest.split_at(rest.len() - tail);
+            (h, gap, t)
+        };
+        Disk {
+            head,
+            gap,
+            tail,
+            writes: Vec::new(),
+            pos: 0,
+        }
+    }
+
+    pub fn len(&self) -> u64 {
+        self.head.len() as u64 + self.gap + self.tail.len() as u64
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Overwrites bytes of the disk (kept in memory like a write, without the size check).
+    pub fn poke(&mut self, off: u64, bytes: &[u8]) {
+        self.writes.push((off, bytes.to_vec()));
+    }
+
+    /// The disk's bytes `[off, off + buf.len())`, zeros past its end.
+    pub fn read_into(&self, off: u64, buf: &mut [u8]) {
+        buf.fill(0);
+        let tail_at = self.head.len() as u64 + self.gap;
+        for (at, bytes) in [(0, self.head), (tail_at, self.tail)]
+            .into_iter()
+            .chain(self.writes.iter().map(|(a, b)| (*a, &b[..])))
+        {
+            let from = off.max(at);
+            let to = (off + buf.len() as u64).min(at + bytes.len() as u64);
+            if from < to {
+                buf[(from - off) as usize..(to - off) as usize]
+                    .copy_from_slice(&bytes[(from - at) as usize..(to - at) as usize]);
+            }
+        }
+    }
+}
+
+impl Read for Disk<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = buf.len().min(self.len().saturating_sub(self.pos).min(1 << 20) as usize);
+        self.read_into(self.pos, &mut buf[..n]);
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Write for Disk<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.pos.saturating_add(buf.len() as u64) > self.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                format!(
+                    "write of {} bytes at {} past the disk's end ({})",
+                    buf.len(),
+                    self.pos,
+                    self.len()
+                ),
+            ));
+        }
+        self.writes.push((self.pos, buf.to_vec()));
+        self.pos += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Seek for Disk<'_> {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        let (base, off) = match pos {
+            SeekFrom::Start(p) => (p, 0),
+            SeekFrom::End(o) => (self.len(), o),
+            SeekFrom::Current(o) => (self.pos, o),
+        };
+        let p = base
+            .checked_add_signed(off)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "invalid seek"))?;
+        self.pos = p;
+        Ok(p)
+    }
+}
+
+impl disk::Device for Disk<'_> {
+    fn sync(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Every sector-size choice `read_table` knows (probe, 512, 4096), plus one it must refuse.
 pub const SECTOR_SIZES: [Option<u64>; 4] = [None, Some(512), Some(4096), Some(1024)];
 
 /// Reads the table of `image` with every sector-size choice, and checks each table read.
-pub fn read_tables(image: &[u8]) {
+pub fn read_tables(image: &Disk) {
     for ss in SECTOR_SIZES {
-        let res = disk::read_table(&mut Cursor::new(image), ss);
+        let res = disk::read_table(&mut image.clone(), ss);
         if ss == Some(1024) {
             assert!(res.is_err(), "a 1024-byte sector size was accepted");
             continue;
@@ -119,7 +241,7 @@ pub fn read_tables(image: &[u8]) {
             if let Some(want) = ss {
                 assert_eq!(t.sector_size, want);
             }
-            check_table(&t, image.len() as u64);
+            check_table(&t, image.len());
         }
     }
 }
@@ -213,7 +335,7 @@ pub fn check_plan(t: &Table, plan: &GrowPlan, delete: Option<u32>) {
 /// The GPT half of `run`: for the first plan the table allows, edit the table as planned, write
 /// it onto a copy of the image, and read it back: it must read, with the root grown and every
 /// other remaining partition unchanged.
-pub fn apply_gpt_plan(image: &[u8], g: &Gpt) {
+pub fn apply_gpt_plan(image: &Disk, g: &Gpt) {
     let numbers: Vec<u32> = g.table.partitions.iter().map(|p| p.number).collect();
     let Some((plan, delete)) = numbers.iter().take(MAX_PLANNED).find_map(|&root| {
         std::iter::once(None)
@@ -234,13 +356,11 @@ pub fn apply_gpt_plan(image: &[u8], g: &Gpt) {
     if let Err(e) = g.set_end(plan.number, end) {
         panic!("set_end refused the planned growth {plan:?} (delete {delete:?}): {e}");
     }
-    let mut disk = Cursor::new(image.to_vec());
+    let mut disk = image.clone();
     if let Err(e) = g.write(&mut disk) {
         panic!("writing the grown GPT failed: {e}");
     }
-    let disk = disk.into_inner();
-    assert_eq!(disk.len(), image.len(), "the GPT write changed the image's length");
-    let back = match Gpt::read(&mut Cursor::new(&disk[..]), g.sector_size) {
+    let back = match Gpt::read(&mut disk, g.sector_size) {
         Ok(b) => b,
         Err(e) => panic!("the GPT written for {plan:?} does not read back: {e}"),
     };
@@ -251,7 +371,7 @@ pub fn apply_gpt_plan(image: &[u8], g: &Gpt) {
 
 /// The MBR half of `build`: a primary partition added after the last one, written onto a copy,
 /// must read back with every old partition as it was.
-pub fn add_mbr_primary(image: &[u8], m: &Mbr) {
+pub fn add_mbr_primary(image: &Disk, m: &Mbr) {
     let used_end = m
         .table
         .partitions
@@ -270,12 +390,11 @@ pub fn add_mbr_primary(image: &[u8], m: &Mbr) {
     let Ok(n) = m.add_primary(used_end, room.min(2048), 0x99) else {
         return;
     };
-    let mut disk = Cursor::new(image.to_vec());
+    let mut disk = image.clone();
     if let Err(e) = m.write_sector0(&mut disk) {
         panic!("writing sector 0 failed: {e}");
     }
-    let disk = disk.into_inner();
-    let back = match Mbr::read(&mut Cursor::new(&disk[..]), m.sector_size) {
+    let back = match Mbr::read(&mut disk, m.sector_size) {
         Ok(b) => b,
         Err(e) => panic!("the MBR written with new partition {n} does not read back: {e}"),
     };

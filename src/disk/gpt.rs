@@ -440,7 +440,10 @@ impl Gpt {
     /// 4. a stale backup header left at the image's old end is zeroed, if it lies outside every
     ///    partition, so no tool mistakes it for a table later.
     ///
-    /// Each header is a single sector, which a disk writes whole or not at all.
+    /// Each header is a single sector, which a disk writes whole or not at all. "Readers" are
+    /// `read_table` and gdisk, which fall back to the backup (found through an intact primary
+    /// header, else at the last LBA). The kernel reads the backup only when booted with `gpt`:
+    /// otherwise, while the primary is being rewritten, it would see no partitions.
     pub fn write<D: Device + ?Sized>(&mut self, dev: &mut D) -> Result<(), DiskError> {
         self.check_entries()?;
         self.check_layout()?;

@@ -195,9 +195,7 @@ pub fn read_table<D: Read + Seek + ?Sized>(
     // A GPT counts only under a protective (or hybrid) MBR, as for the kernel, libblkid and
     // sfdisk: a real MBR in sector 0 with an old "EFI PART" left at LBA 1 is an MBR disk.
     let mut sector0 = [0u8; 512];
-    let dos_mbr = len >= 512
-        && read_at(dev, 0, &mut sector0).is_ok()
-        && mbr::is_dos_mbr(&sector0);
+    let dos_mbr = len >= 512 && read_at(dev, 0, &mut sector0).is_ok() && mbr::is_dos_mbr(&sector0);
     for &ss in sizes {
         if !dos_mbr && gpt::has_signature(dev, ss, len)? {
             return gpt::Gpt::read(dev, ss).map(|g| g.table);

@@ -108,7 +108,11 @@ pub fn require_tool(name: &str) -> bool {
 /// True for every tool in `names` (each missing one is reported).
 #[track_caller]
 pub fn require_tools(names: &[&str]) -> bool {
-    names.iter().fold(true, |ok, n| require_tool(n) && ok)
+    let mut all = true;
+    for n in names {
+        all &= require_tool(n);
+    }
+    all
 }
 
 pub fn is_root() -> bool {
@@ -253,7 +257,10 @@ pub fn sfdisk_json(dev: &str) -> SfTable {
                 start: p["start"].as_u64().unwrap(),
                 size: p["size"].as_u64().unwrap(),
                 type_: p["type"].as_str().unwrap().to_lowercase(),
-                uuid: p.get("uuid").and_then(|u| u.as_str()).map(str::to_lowercase),
+                uuid: p
+                    .get("uuid")
+                    .and_then(|u| u.as_str())
+                    .map(str::to_lowercase),
                 name: p.get("name").and_then(|u| u.as_str()).map(str::to_string),
             }
         })
