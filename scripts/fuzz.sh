@@ -61,12 +61,9 @@ for t in "${targets[@]}"; do
         -print_final_stats=1) >"$log" 2>&1
     rc=$?
     set -e
-    # With -jobs, libFuzzer writes each job's output to fuzz-<n>.log in the working directory.
-    for j in fuzz/fuzz-*.log; do
-        [ -e "$j" ] || continue
-        cat "$j" >>"$log"
-        rm -f "$j"
-    done
+    # With -jobs, libFuzzer writes each job's output to fuzz-<n>.log in its working directory
+    # (and copies it into its own output, which is in $log already).
+    rm -f fuzz/fuzz-*.log
     last=$(grep -E '^#[0-9]+' "$log" | tail -n 1 || true)
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
     speed=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
