@@ -68,7 +68,9 @@ mod tests {
 
     #[test]
     fn parses_the_options() {
-        let o = parse("BOOT_IMAGE=/vmlinuz root=/dev/vda1 ro seedpart.device=PARTLABEL=config-v2 seedpart.nogrow quiet");
+        let o = parse(
+            "BOOT_IMAGE=/vmlinuz root=/dev/vda1 ro seedpart.device=PARTLABEL=config-v2 seedpart.nogrow quiet",
+        );
         assert_eq!(o.device.as_deref(), Some("PARTLABEL=config-v2"));
         assert!(o.nogrow);
         assert!(!o.disable);

@@ -17,7 +17,11 @@ pub fn exit_code(_e: &anyhow::Error) -> u8 {
 
 pub fn inspect(a: &InspectArgs) -> Result<()> {
     // `--device` wins over `seedpart.device=` on the kernel command line.
-    let device = a.target.device.clone().or_else(|| crate::cmdline::read().device);
+    let device = a
+        .target
+        .device
+        .clone()
+        .or_else(|| crate::cmdline::read().device);
     let mut loc = locate::locate(&a.target.root, device.as_deref())?;
     let report = inspect::report(&mut loc)?;
     let mut out = std::io::stdout().lock();

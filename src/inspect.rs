@@ -96,24 +96,28 @@ pub fn report(loc: &mut Located) -> Result<Report> {
             )
         }
     };
-    let grow = match (&loc.table, loc.root_number) {
-        (Some(t), Some(root)) => {
-            let delete = loc
-                .candidate
+    // The root grows on its own disk; the drive is deleted first only when it is there too.
+    let (root_disk, root_table, delete) = match &loc.root_disk {
+        Some((d, t)) => (d, Some(t), None),
+        None => (
+            &loc.disk,
+            loc.table.as_ref(),
+            loc.candidate
                 .as_ref()
                 .filter(|_| loc.deletable)
-                .and_then(|c| c.number);
-            plan_growth(t, root, delete).map(|p| GrowReport {
-                partition: loc
-                    .disk
-                    .partition_node(root)
-                    .map(|p| p.display().to_string()),
-                number: root,
-                from: t.bytes(p.old_sectors),
-                to: t.bytes(p.new_sectors),
-                relocate_backup_header: p.relocate_backup,
-            })
-        }
+                .and_then(|c| c.number),
+        ),
+    };
+    let grow = match (root_table, loc.root_number) {
+        (Some(t), Some(root)) => plan_growth(t, root, delete).map(|p| GrowReport {
+            partition: root_disk
+                .partition_node(root)
+                .map(|p| p.display().to_string()),
+            number: root,
+            from: t.bytes(p.old_sectors),
+            to: t.bytes(p.new_sectors),
+            relocate_backup_header: p.relocate_backup,
+        }),
         _ => None,
     };
     Ok(Report {

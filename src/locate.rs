@@ -130,6 +130,9 @@ pub struct Located {
     pub root_number: Option<u32>,
     /// The root filesystem's type: from the mount when mounted, else probed.
     pub root_fs: Option<String>,
+    /// When the drive was found on another disk: the root's own disk and table, whose root
+    /// partition still grows into any free space after it (but loses no partition).
+    pub root_disk: Option<(OpenDisk, Table)>,
 }
 
 /// What `--device` names.
@@ -169,34 +172,47 @@ fn locate_from_root(root: &Path) -> Result<Located> {
     let rm = root_mount(root)?;
     let disk_path = PathBuf::from("/dev").join(&rm.dev.disk);
     let mut disk = OpenDisk::open(&disk_path, false)?;
-    let table = disk
-        .read_table()
-        .with_context(|| format!("{}: cannot read the partition table", disk_path.display()))?;
-    let found = discover::candidates_in_table(&mut disk.file, &table)
-        .with_context(|| format!("{}: reading partitions", disk_path.display()))?;
     let root_fs = Some(rm.fstype.clone());
-    let candidate = one_candidate(&disk_path, found)?;
-    if candidate.is_some() {
-        return Ok(Located {
-            disk,
-            table: Some(table),
-            candidate,
-            deletable: true,
-            root_number: rm.dev.partition,
-            root_fs,
-        });
+    // A root on a disk without a table (LVM, a whole-disk filesystem) has nothing to grow or
+    // delete here; its drive can still be on another disk.
+    let table = match disk.read_table() {
+        Ok(t) => Some(t),
+        Err(DiskError::NoTable) => None,
+        Err(e) => {
+            return Err(e).with_context(|| {
+                format!("{}: cannot read the partition table", disk_path.display())
+            });
+        }
+    };
+    if let Some(table) = &table {
+        let found = discover::candidates_in_table(&mut disk.file, table)
+            .with_context(|| format!("{}: reading partitions", disk_path.display()))?;
+        if let Some(candidate) = one_candidate(&disk_path, found)? {
+            return Ok(Located {
+                disk,
+                table: Some(table.clone()),
+                candidate: Some(candidate),
+                deletable: true,
+                root_number: rm.dev.partition,
+                root_fs,
+                root_disk: None,
+            });
+        }
     }
     if let Some(mut other) = search_other_disks(&rm.dev.disk)? {
         other.root_fs = root_fs;
+        other.root_number = rm.dev.partition;
+        other.root_disk = table.map(|t| (disk, t));
         return Ok(other);
     }
     Ok(Located {
         disk,
-        table: Some(table),
+        table,
         candidate: None,
         deletable: false,
         root_number: rm.dev.partition,
         root_fs,
+        root_disk: None,
     })
 }
 
@@ -255,6 +271,7 @@ fn search_other_disks(root_disk: &str) -> Result<Option<Located>> {
                         deletable: false,
                         root_number: None,
                         root_fs: None,
+                        root_disk: None,
                     }));
                 }
             }
@@ -267,6 +284,7 @@ fn search_other_disks(root_disk: &str) -> Result<Option<Located>> {
                         deletable: false,
                         root_number: None,
                         root_fs: None,
+                        root_disk: None,
                     }));
                 }
             }
@@ -316,6 +334,7 @@ fn locate_on_disk(root: &Path, path: &Path) -> Result<Located> {
                 deletable: false,
                 root_number: None,
                 root_fs: None,
+                root_disk: None,
             });
         }
         Err(e) => {
@@ -392,6 +411,7 @@ fn finish(
         deletable: true,
         root_number,
         root_fs,
+        root_disk: None,
     })
 }
 
