@@ -24,7 +24,14 @@ fuzz_target!(|data: &[u8]| {
             continue;
         };
         assert_eq!(m.table.kind, TableKind::Mbr);
-        assert!(m.table.partitions.iter().filter(|p| p.is_extended()).count() <= 1);
+        assert!(
+            m.table
+                .partitions
+                .iter()
+                .filter(|p| p.is_extended())
+                .count()
+                <= 1
+        );
         let logicals = m.table.partitions.iter().filter(|p| p.is_logical()).count();
         assert!(logicals <= m.logicals.len());
         check_table(&m.table, image.len());

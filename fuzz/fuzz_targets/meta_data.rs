@@ -10,7 +10,10 @@ fuzz_target!(|data: &[u8]| {
             let _ = md.hostname();
             let _ = md.random_seed_bytes();
             for k in md.authorized_keys() {
-                assert!(!k.is_empty() && !k.contains('\n'), "bad authorized_keys line {k:?}");
+                assert!(
+                    !k.is_empty() && !k.contains('\n'),
+                    "bad authorized_keys line {k:?}"
+                );
             }
             let _ = format!("{md:?}");
         }

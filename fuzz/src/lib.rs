@@ -52,12 +52,17 @@ impl Read for ZeroTail<'_> {
         if self.pos >= self.len {
             return Ok(0);
         }
-        let n = buf.len().min((self.len - self.pos).min(usize::MAX as u64) as usize);
+        let n = buf
+            .len()
+            .min((self.len - self.pos).min(usize::MAX as u64) as usize);
         let out = &mut buf[..n];
         out.fill(0);
         let data_start = self.head;
         let data_end = self.head + self.data.len() as u64;
-        let (from, to) = (self.pos.max(data_start), (self.pos + n as u64).min(data_end));
+        let (from, to) = (
+            self.pos.max(data_start),
+            (self.pos + n as u64).min(data_end),
+        );
         if from < to {
             let src = &self.data[(from - data_start) as usize..(to - data_start) as usize];
             out[(from - self.pos) as usize..(to - self.pos) as usize].copy_from_slice(src);
@@ -176,7 +181,9 @@ impl<'a> Disk<'a> {
 
 impl Read for Disk<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = buf.len().min(self.len().saturating_sub(self.pos).min(1 << 20) as usize);
+        let n = buf
+            .len()
+            .min(self.len().saturating_sub(self.pos).min(1 << 20) as usize);
         self.read_into(self.pos, &mut buf[..n]);
         self.pos += n as u64;
         Ok(n)
@@ -255,7 +262,13 @@ pub fn check_table(t: &Table, image_len: u64) {
     assert!(t.sector_size == 512 || t.sector_size == 4096);
     assert_eq!(t.disk_sectors, image_len / t.sector_size);
     for p in &t.partitions {
-        let _ = (p.name(), p.mbr_type(), p.is_extended(), p.is_logical(), &p.uuid);
+        let _ = (
+            p.name(),
+            p.mbr_type(),
+            p.is_extended(),
+            p.is_logical(),
+            &p.uuid,
+        );
         assert!(p.sectors > 0, "partition {} is empty: {p:?}", p.number);
         assert!(
             p.end() <= t.disk_sectors,
@@ -269,7 +282,9 @@ pub fn check_table(t: &Table, image_len: u64) {
     let _ = t.data_partitions().count();
     let numbers: Vec<u32> = t.partitions.iter().map(|p| p.number).collect();
     for &root in numbers.iter().take(MAX_PLANNED) {
-        for delete in std::iter::once(None).chain(numbers.iter().take(MAX_PLANNED).map(|&d| Some(d))) {
+        for delete in
+            std::iter::once(None).chain(numbers.iter().take(MAX_PLANNED).map(|&d| Some(d)))
+        {
             if let Some(plan) = plan_growth(t, root, delete) {
                 check_plan(t, &plan, delete);
             }
@@ -285,15 +300,24 @@ pub fn check_table(t: &Table, image_len: u64) {
 /// aligned MiB, ends aligned, and grows only into space that no remaining partition (or EBR)
 /// holds and that the table can address.
 pub fn check_plan(t: &Table, plan: &GrowPlan, delete: Option<u32>) {
-    let r = t.get(plan.number).expect("a plan for a partition that is not in the table");
+    let r = t
+        .get(plan.number)
+        .expect("a plan for a partition that is not in the table");
     assert!(!r.is_extended());
     assert_eq!(plan.start, r.start);
     assert_eq!(plan.old_sectors, r.sectors);
     let align = (ALIGN_BYTES / t.sector_size).max(1);
     let new_end = plan.start + plan.new_sectors;
-    assert!(new_end >= r.end() + align, "plan gains less than one aligned MiB: {plan:?}");
+    assert!(
+        new_end >= r.end() + align,
+        "plan gains less than one aligned MiB: {plan:?}"
+    );
     assert_eq!(new_end % align, 0, "unaligned end: {plan:?}");
-    assert!(new_end <= t.grow_limit + 1, "plan grows past the grow limit {}: {plan:?}", t.grow_limit);
+    assert!(
+        new_end <= t.grow_limit + 1,
+        "plan grows past the grow limit {}: {plan:?}",
+        t.grow_limit
+    );
     if t.kind == TableKind::Mbr {
         assert!(new_end <= 1 << 32, "MBR plan past 2^32 sectors: {plan:?}");
     }
@@ -323,7 +347,10 @@ pub fn check_plan(t: &Table, plan: &GrowPlan, delete: Option<u32>) {
         None => {
             if r.is_logical() {
                 let ext = t.partitions.iter().find(|p| container(p)).unwrap();
-                assert!(new_end <= ext.end(), "logical grows out of its container: {plan:?}");
+                assert!(
+                    new_end <= ext.end(),
+                    "logical grows out of its container: {plan:?}"
+                );
             }
         }
     }
@@ -382,10 +409,7 @@ pub fn apply_gpt_plan(image: &Disk, g: &Gpt) {
         back.table.warnings
     );
     assert_eq!(back.table.partitions, g.table.partitions);
-    assert_eq!(
-        back.table.get(plan.number).map(|p| p.end()),
-        Some(end + 1)
-    );
+    assert_eq!(back.table.get(plan.number).map(|p| p.end()), Some(end + 1));
 }
 
 /// The MBR half of `build`: a primary partition added after the last one, written onto a copy,
@@ -450,8 +474,16 @@ pub fn exercise_drive(fs: &mut dyn DriveFs) {
         if let EntryKind::File { size } = e.kind {
             let mut out = Count::default();
             if let Ok(n) = fs.copy_file(&e.path, &mut out) {
-                assert_eq!(n, out.0, "copy_file of {} says {n} bytes, wrote {}", e.path, out.0);
-                assert_eq!(n, size, "{} is listed with {size} bytes but streams {n}", e.path);
+                assert_eq!(
+                    n, out.0,
+                    "copy_file of {} says {n} bytes, wrote {}",
+                    e.path, out.0
+                );
+                assert_eq!(
+                    n, size,
+                    "{} is listed with {size} bytes but streams {n}",
+                    e.path
+                );
             }
         }
     }
