@@ -8,6 +8,7 @@ pub mod cmdline;
 pub mod commands;
 pub mod configdrive;
 pub mod discover;
+pub mod fault;
 pub mod disk;
 pub mod fs;
 pub mod inspect;
