@@ -21,10 +21,44 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// The first-boot job: apply the config drive, copy it to the root filesystem, delete its
+    /// partition, grow the root partition and filesystem. A no-op when there is nothing to do.
+    Run(RunArgs),
     /// Show what was found and what `run` would do.
     Inspect(InspectArgs),
     /// Add a config partition to a disk image or disk (the deployer's half).
     Build(BuildArgs),
+    /// Show the state file and the copy of the drive.
+    Status(StatusArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub target: Target,
+
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Do not grow the root partition or filesystem.
+    #[arg(long)]
+    pub no_grow: bool,
+
+    /// Copy the drive but leave its partition in place (and so do not grow into it).
+    #[arg(long)]
+    pub keep_partition: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// The root filesystem whose state is shown.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

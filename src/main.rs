@@ -11,6 +11,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Inspect(a) => commands::inspect(&a),
         Command::Build(a) => commands::build(&a),
+        Command::Run(_) | Command::Status(_) => Err(anyhow::anyhow!("`run` and `status` are being built (issue 3)")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
