@@ -106,3 +106,20 @@ pub fn build(a: &BuildArgs) -> Result<()> {
     );
     Ok(())
 }
+
+/// The error and its causes on one line. A cause whose text its wrapper already quotes (an
+/// error type that prints `{source}` and also returns it as its source) is not repeated.
+pub fn one_line(e: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || msg.contains(&text) {
+            continue;
+        }
+        if !msg.is_empty() {
+            msg.push_str(": ");
+        }
+        msg.push_str(&text);
+    }
+    msg.replace('\n', "; ")
+}

@@ -15,5 +15,6 @@ pub mod inspect;
 pub mod locate;
 pub mod logger;
 pub mod plan;
+// pub mod run; (wired once copy, state, reclaim, grow land)
 pub mod sys;
 pub mod sysfs;
