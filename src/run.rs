@@ -417,7 +417,8 @@ fn sync_kernel_view(disk: &OpenDisk, table: &Table, st: &State, progress: &mut P
     Ok(())
 }
 
-/// Refuses to delete a partition that is mounted.
+/// Refuses to delete a partition that is mounted or otherwise held (a mount, a device-mapper
+/// table, a RAID member all hold it exclusively, and then O_EXCL fails with EBUSY).
 fn check_not_mounted(disk: &OpenDisk, number: u32) -> Result<()> {
     let Some(node) = disk.partition_node(number) else {
         return Ok(());
@@ -434,7 +435,18 @@ fn check_not_mounted(disk: &OpenDisk, number: u32) -> Result<()> {
             m.mount_point.display()
         );
     }
-    Ok(())
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_EXCL)
+        .open(&node)
+    {
+        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => bail!(
+            "{} (the config partition) is in use; release it first, nothing was changed",
+            node.display()
+        ),
+        _ => Ok(()),
+    }
 }
 
 /// Removes the partition from the kernel's view, if it is still there.
