@@ -107,6 +107,40 @@ pub fn build(a: &BuildArgs) -> Result<()> {
     Ok(())
 }
 
+/// `seedpart run`. Exit 0 done or nothing to do, 1 failure with nothing changed, 3 failure
+/// after partial progress that the next run finishes.
+pub fn run(a: &crate::cli::RunArgs) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    let k = crate::cmdline::read();
+    if k.disable {
+        log::info!("seedpart.disable is on the kernel command line: nothing done");
+        return ExitCode::SUCCESS;
+    }
+    let opts = crate::run::Options {
+        root: a.target.root.clone(),
+        device: a.target.device.clone().or(k.device),
+        dry_run: a.dry_run,
+        no_grow: a.no_grow || k.nogrow,
+        keep_partition: a.keep_partition,
+    };
+    match crate::run::run(&opts) {
+        Ok(crate::run::Outcome::DryRun(plan)) => {
+            print!("{plan}");
+            ExitCode::SUCCESS
+        }
+        Ok(_) => ExitCode::SUCCESS,
+        Err(f) => {
+            log::error!("{}", one_line(&f.error));
+            if f.partial {
+                log::error!("the next run finishes the job (exit 3)");
+                ExitCode::from(3)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
 /// The error and its causes on one line. A cause whose text its wrapper already quotes (an
 /// error type that prints `{source}` and also returns it as its source) is not repeated.
 pub fn one_line(e: &anyhow::Error) -> String {

@@ -11,7 +11,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Inspect(a) => commands::inspect(&a),
         Command::Build(a) => commands::build(&a),
-        Command::Run(_) | Command::Status(_) => Err(anyhow::anyhow!("`run` and `status` are being built (issue 3)")),
+        Command::Run(a) => return commands::run(&a),
+        Command::Status(a) => seedpart::status::status(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -61,10 +61,6 @@ impl std::fmt::Display for Failure {
 
 const SYS: &str = "/sys";
 
-/// Where the copy of the drive lives in a root.
-pub fn copy_dir(root: &Path) -> PathBuf {
-    root.join("var/lib/seedpart/config-drive")
-}
 
 struct Progress {
     partial: bool,
@@ -86,8 +82,7 @@ pub fn run(opts: &Options) -> Result<Outcome, Failure> {
 
 fn run_inner(opts: &Options, progress: &mut Progress) -> Result<Outcome> {
     let mut loc = locate::locate(&opts.root, opts.device.as_deref())?;
-    let mut st = state::load(&opts.root)?.unwrap_or_default();
-    st.format = 1;
+    let mut st = state::load(&opts.root)?.unwrap_or_else(State::new);
 
     // 1. Read and validate the drive, if there is one, and plan.
     let drive = match loc.candidate.clone() {
@@ -134,6 +129,7 @@ fn run_inner(opts: &Options, progress: &mut Progress) -> Result<Outcome> {
         )));
     }
     let rm = locate::root_mount(&opts.root).ok();
+    let mut drive_file = loc.disk.file.try_clone()?;
     // The disk the root partition is on, and whether the mounted root really is that partition
     // (with `--device IMAGE`, the mounted root is the host's, never to be grown).
     let root_disk: &OpenDisk = match &loc.root_disk {
@@ -162,8 +158,8 @@ fn run_inner(opts: &Options, progress: &mut Progress) -> Result<Outcome> {
     // 2-3. Copy and verify (also when the partition is kept: the copy is what the system
     // uses), then record it.
     if let Some((c, entries, cd)) = &drive {
-        let dest = copy_dir(&opts.root);
-        let mut fs = discover::open_drive(&mut loc.disk.file, c)?;
+        let dest = copy::default_dest(&opts.root);
+        let mut fs = discover::open_drive(&mut drive_file, c)?;
         let fresh = copy::hash_drive(fs.as_mut(), entries).context("hashing the config drive")?;
         let manifest = match copy::verify_copy(&dest).ok() {
             Some(m) if copy::same_as(&m, &fresh) => {
@@ -187,17 +183,19 @@ fn run_inner(opts: &Options, progress: &mut Progress) -> Result<Outcome> {
         st.instance_uuid = Some(cd.uuid().to_string());
         st.drive = Some(DriveRecord {
             disk: loc.disk.path.display().to_string(),
-            number: c.number,
+            // 0 for a whole device (a CD-ROM): never deleted, never matched to a partition.
+            number: c.number.unwrap_or(0),
             start: c.start,
             size: c.size,
-            fs: c.probe.as_ref().map(|p| p.fs.name().to_string()),
-            label: c.probe.as_ref().map(|p| p.label.clone()),
+            fs: c.probe.as_ref().map(|p| p.fs.name().to_string()).unwrap_or_default(),
+            label: c.probe.as_ref().map(|p| p.label.clone()).unwrap_or_default(),
             partuuid: c
                 .number
                 .and_then(|n| loc.table.as_ref()?.get(n).map(|p| p.uuid.clone())),
-            table: c.table.map(|t| t.name().to_string()),
+            table: c.table.map(|t| t.name().to_string()).unwrap_or_default(),
+            ..DriveRecord::default()
         });
-        st.copy = Some(CopyRecord::from_manifest(&dest, &manifest));
+        st.copy = Some(CopyRecord::new(&dest, &manifest, true));
         save(&opts.root, &mut st, "copied")?;
         fault::point("after-state-write");
     }
@@ -212,7 +210,7 @@ fn run_inner(opts: &Options, progress: &mut Progress) -> Result<Outcome> {
         sync_kernel_view(&disk, &table, &st, progress)?;
         let ss = table.sector_size;
         if let (Some(number), Some((c, _, _))) = (delete, &drive) {
-            let dest = copy_dir(&opts.root);
+            let dest = copy::default_dest(&opts.root);
             copy::verify_copy(&dest).with_context(|| {
                 format!(
                     "the copy at {} does not verify; the config partition is left alone",
@@ -264,12 +262,7 @@ fn run_inner(opts: &Options, progress: &mut Progress) -> Result<Outcome> {
                     g.from,
                     g.to
                 );
-                st.filesystem_grown = Some(FsGrowRecord {
-                    fstype: g.fstype,
-                    from: g.from,
-                    to: g.to,
-                    skipped: None,
-                });
+                st.filesystem_grown = Some(FsGrowRecord::grown(&g.fstype, g.from, g.to));
                 changed = true;
             }
             Ok(_) => {}
@@ -279,12 +272,7 @@ fn run_inner(opts: &Options, progress: &mut Progress) -> Result<Outcome> {
                     log::warn!(
                         "{fstype} filesystems are not grown by seedpart: the partition was grown, the filesystem left as it is"
                     );
-                    st.filesystem_grown = Some(FsGrowRecord {
-                        fstype: fstype.clone(),
-                        from: 0,
-                        to: 0,
-                        skipped: Some(format!("{fstype} is not supported")),
-                    });
+                    st.filesystem_grown = Some(FsGrowRecord::skipped(&fstype, "not supported by seedpart"));
                 }
             }
             Err(e) => {
@@ -303,7 +291,7 @@ fn run_inner(opts: &Options, progress: &mut Progress) -> Result<Outcome> {
 }
 
 fn save(root: &Path, st: &mut State, result: &str) -> Result<()> {
-    st.last_run = Some(state::now_rfc3339());
+    st.last_run = Some(state::now());
     st.last_result = Some(result.to_string());
     state::save(root, st).with_context(|| format!("writing {}", state::path(root).display()))
 }
@@ -363,7 +351,7 @@ fn kernel_diffs(disk: &OpenDisk, table: &Table, st: &State) -> Result<Vec<(u32, 
             }
             None => {
                 let was_drive = st.drive.as_ref().is_some_and(|r| {
-                    r.number == Some(*n) && r.start == start && r.size == size && r.disk == d.to_string()
+                    r.number == *n && r.start == start && r.size == size && r.disk == d.to_string()
                 });
                 if was_drive {
                     KernelDiff::DriveLeft
@@ -491,7 +479,12 @@ fn grow_partition(disk: &mut OpenDisk, ss: u64, plan: &GrowPlan, st: &mut State,
             bail!("{}: after the resize the kernel says partition {} is {size} bytes, not {len}", disk.path.display(), plan.number);
         }
     }
-    st.partition_grown = Some(GrowRecord { number: plan.number, from: plan.old_sectors * ss, to: plan.new_sectors * ss });
+    st.partition_grown = Some(GrowRecord {
+        number: plan.number,
+        from: plan.old_sectors * ss,
+        to: plan.new_sectors * ss,
+        ..GrowRecord::default()
+    });
     save(root, st, "partition grown")
 }
 
