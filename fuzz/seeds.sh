@@ -313,6 +313,25 @@ if want mbr; then
     mbr_entry "$m" 0 128 131 2048 $(((1 << 32) - 2048 - 131072))
     mbr_entry "$m" 1 0 12 $(((1 << 32) - 131072)) 131072
     raw_disk_seed corpus/mbr/past-2tib "$m" $((3 << 40))
+    # Logicals out of disk order (L5 at 100..130, L6 at 50..60, L7 at 200..250; EBRs at 32, 40
+    # and 45), which sfdisk and the kernel accept, and an EBR inside the logical before it (L6's
+    # at LBA 65, inside L5 at 36..66): the planner must not grow one logical over another.
+    rm -f "$m" && truncate -s 128K "$m"
+    mbr_entry "$m" 0 0 131 2 30
+    mbr_entry "$m" 1 0 5 32 224
+    mbr_entry "$m" 0 0 131 68 30 32
+    mbr_entry "$m" 1 0 5 8 1 32
+    mbr_entry "$m" 0 0 131 10 10 40
+    mbr_entry "$m" 1 0 5 13 1 40
+    mbr_entry "$m" 0 0 131 155 50 45
+    raw_disk_seed corpus/mbr/logicals-out-of-order "$m" $((16 << 20))
+    rm -f "$m" && truncate -s 128K "$m"
+    mbr_entry "$m" 0 0 131 2 30
+    mbr_entry "$m" 1 0 5 32 224
+    mbr_entry "$m" 0 0 131 4 30 32
+    mbr_entry "$m" 1 0 5 33 1 32
+    mbr_entry "$m" 0 0 131 1 60 65
+    raw_disk_seed corpus/mbr/ebr-inside-logical "$m" $((16 << 20))
     # A 4096-byte-sector image: only a FAT boot sector at 4096 * start tells the sector size.
     if have mkfs.vfat; then
         rm -f "$m" && truncate -s 4K "$m"

@@ -258,7 +258,16 @@ fn search_other_disks(root_disk: &str) -> Result<Option<Located>> {
         };
         match disk.read_table() {
             Ok(table) => {
-                let found = discover::candidates_in_table(&mut disk.file, &table)?;
+                // Away from the root's disk only a filesystem labelled as a config drive
+                // counts: a partition merely named `config-v2` there is somebody else's.
+                let found = discover::candidates_in_table(&mut disk.file, &table)?
+                    .into_iter()
+                    .filter(|c| {
+                        c.probe
+                            .as_ref()
+                            .is_some_and(|p| discover::is_config_label(&p.label))
+                    })
+                    .collect();
                 if let Some(c) = one_candidate(&path, found)? {
                     log::info!(
                         "config drive found on {}, not the root's disk: it will be read but not deleted",

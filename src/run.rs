@@ -161,6 +161,8 @@ fn run_inner(opts: &Options, progress: &mut Progress) -> Result<Outcome> {
         let dest = copy::default_dest(&opts.root);
         let mut fs = discover::open_drive(&mut drive_file, c)?;
         let fresh = copy::hash_drive(fs.as_mut(), entries).context("hashing the config drive")?;
+        // A crash in the middle of replacing an older copy is finished first.
+        copy::recover(&dest).with_context(|| format!("recovering {}", dest.display()))?;
         let manifest = match copy::verify_copy(&dest).ok() {
             Some(m) if copy::same_as(&m, &fresh) => {
                 log::info!("{} already holds a verified copy of the drive", dest.display());
@@ -211,6 +213,7 @@ fn run_inner(opts: &Options, progress: &mut Progress) -> Result<Outcome> {
         let ss = table.sector_size;
         if let (Some(number), Some((c, _, _))) = (delete, &drive) {
             let dest = copy::default_dest(&opts.root);
+            copy::recover(&dest).with_context(|| format!("recovering {}", dest.display()))?;
             copy::verify_copy(&dest).with_context(|| {
                 format!(
                     "the copy at {} does not verify; the config partition is left alone",

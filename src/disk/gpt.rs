@@ -296,6 +296,22 @@ impl Gpt {
         array_sectors(&self.header, self.sector_size)
     }
 
+    /// Whether the primary copy on `dev` (header at LBA 1 and its array) is valid, that is
+    /// whether it is the copy readers use, rather than the backup.
+    pub fn primary_valid<D: Read + Seek + ?Sized>(&self, dev: &mut D) -> bool {
+        header_problem(dev, self.sector_size, 1, self.disk_sectors).is_ok()
+    }
+
+    /// Whether both copies on `dev` are valid and list exactly the partitions of `self`. False
+    /// after a `write` interrupted inside or between the copies (the table then reads from the
+    /// complete copy, but the kernel reads only the primary): a `write` of `self` completes it.
+    pub fn copies_intact<D: Read + Seek + ?Sized>(&self, dev: &mut D) -> bool {
+        let (ss, n) = (self.sector_size, self.disk_sectors);
+        [1, self.header.backup_lba]
+            .into_iter()
+            .all(|lba| matches!(header_problem(dev, ss, lba, n), Ok((_, e)) if e == self.entries))
+    }
+
     /// Whether the backup header sits short of the disk's end (a small image on a big disk).
     pub fn backup_misplaced(&self) -> bool {
         self.header.backup_lba != self.disk_sectors - 1
@@ -440,6 +456,8 @@ impl Gpt {
     /// 4. a stale backup header left at the image's old end is zeroed, if it lies outside every
     ///    partition, so no tool mistakes it for a table later.
     ///
+    /// The crash point `gpt-between-copies` lies between 1 and 2: one copy new, the other old.
+    ///
     /// Each header is a single sector, which a disk writes whole or not at all. "Readers" are
     /// `read_table` and gdisk, which fall back to the backup (found through an intact primary
     /// header, else at the last LBA). The kernel reads the backup only when booted with `gpt`:
@@ -464,13 +482,14 @@ impl Gpt {
             sync(dev)
         };
         let primary_in_use = header_problem(dev, ss, 1, self.disk_sectors).is_ok();
-        if primary_in_use {
-            copy(dev, &backup, "backup")?;
-            copy(dev, &primary, "primary")?;
+        let (first, second) = if primary_in_use {
+            ((&backup, "backup"), (&primary, "primary"))
         } else {
-            copy(dev, &primary, "primary")?;
-            copy(dev, &backup, "backup")?;
-        }
+            ((&primary, "primary"), (&backup, "backup"))
+        };
+        copy(dev, first.0, first.1)?;
+        crate::fault::point("gpt-between-copies");
+        copy(dev, second.0, second.1)?;
         self.fix_protective_mbr(dev)?;
         let stale = self.read_backup_lba;
         if stale != self.header.backup_lba

@@ -55,6 +55,24 @@ impl Entry {
             out.fill(0);
         }
     }
+
+    /// Encodes the entry with its CHS fields computed from absolute LBAs (`base` + start), as
+    /// fdisk and sfdisk write them, `base` being what the start is relative to (0 in sector 0,
+    /// the EBR's LBA for a logical, the container's start for a link).
+    fn encode_at(&self, out: &mut [u8], base: u64) {
+        if !self.is_used() {
+            out.fill(0);
+            return;
+        }
+        let abs = |lba: u64| lba_to_chs(u32::try_from(lba).unwrap_or(u32::MAX));
+        let first = base + u64::from(self.start);
+        out[0] = self.boot;
+        out[1..4].copy_from_slice(&abs(first));
+        out[4] = self.sys;
+        out[5..8].copy_from_slice(&abs(first + u64::from(self.sectors) - 1));
+        out[8..12].copy_from_slice(&self.start.to_le_bytes());
+        out[12..16].copy_from_slice(&self.sectors.to_le_bytes());
+    }
 }
 
 /// CHS for 255 heads and 63 sectors per track, saturating at the "beyond CHS" marker.
@@ -287,6 +305,332 @@ impl Mbr {
             .and_then(|_| dev.write_all(&self.sector0))
             .and_then(|_| dev.sync())
             .map_err(io_err("writing the MBR"))
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Single-sector edits for reclaiming space. Each validates the whole change first, then
+    // writes exactly one sector (sector 0 or one EBR) and flushes it, then updates `self`: a
+    // sector is written whole or not at all, so before and after the call the disk holds a
+    // valid table. Only the 16-byte entry being changed is re-encoded; the rest of the sector
+    // (boot code, disk signature, the other entries byte for byte) is written back as it is.
+
+    /// The kernel's number of the logical at `idx` in `logicals` (empty EBRs take no number).
+    fn logical_index(&self, number: u32) -> Option<usize> {
+        let mut n = 5u32;
+        for (i, l) in self.logicals.iter().enumerate() {
+            if l.entry.is_used() {
+                if n == number {
+                    return Some(i);
+                }
+                n += 1;
+            }
+        }
+        None
+    }
+
+    /// The extended container: its slot and extent.
+    fn extended(&self) -> Option<(usize, u64, u64)> {
+        self.primaries
+            .iter()
+            .enumerate()
+            .find(|(_, p)| p.is_used() && is_extended_type(p.sys))
+            .map(|(i, p)| {
+                let s = u64::from(p.start);
+                (i, s, s + u64::from(p.sectors))
+            })
+    }
+
+    fn write_one<D: Device + ?Sized>(
+        &self,
+        dev: &mut D,
+        lba: u64,
+        sector: &[u8],
+        what: &str,
+    ) -> Result<(), DiskError> {
+        dev.seek(SeekFrom::Start(lba * self.sector_size))
+            .and_then(|_| dev.write_all(sector))
+            .and_then(|_| dev.sync())
+            .map_err(io_err(format!("writing the {what} at LBA {lba}")))
+    }
+
+    /// The EBR at `lba` as it is on disk now (its first 512 bytes, where the table is).
+    fn read_ebr<D: Read + Seek + ?Sized>(
+        &self,
+        dev: &mut D,
+        lba: u64,
+    ) -> Result<Vec<u8>, DiskError> {
+        let mut s = vec![0u8; 512];
+        read_at(dev, lba * self.sector_size, &mut s)
+            .map_err(io_err(format!("reading the EBR at LBA {lba}")))?;
+        if s[510..512] != [0x55, 0xaa] {
+            return Err(corrupt(format!("EBR at LBA {lba} has no 0x55AA signature")));
+        }
+        Ok(s)
+    }
+
+    fn table_part_mut(&mut self, number: u32) -> Option<&mut Partition> {
+        self.table
+            .partitions
+            .iter_mut()
+            .find(|p| p.number == number)
+    }
+
+    /// Clears primary slot `number` (1-4): one write of sector 0, flushed. The extended
+    /// container is refused: its logicals would vanish with it.
+    pub fn remove_primary<D: Device + ?Sized>(
+        &mut self,
+        dev: &mut D,
+        number: u32,
+    ) -> Result<(), DiskError> {
+        let slot = self.primary_slot(number)?;
+        if is_extended_type(self.primaries[slot].sys) {
+            return Err(DiskError::Refused(format!(
+                "partition {number} is the extended container; removing it would remove every logical partition"
+            )));
+        }
+        let mut sector0 = self.sector0.clone();
+        Entry::default().encode_at(&mut sector0[446 + 16 * slot..462 + 16 * slot], 0);
+        self.write_one(dev, 0, &sector0, "MBR")?;
+        self.sector0 = sector0;
+        self.primaries[slot] = Entry::default();
+        self.table.partitions.retain(|p| p.number != number);
+        Ok(())
+    }
+
+    fn primary_slot(&self, number: u32) -> Result<usize, DiskError> {
+        (1..=4)
+            .contains(&number)
+            .then(|| number as usize - 1)
+            .filter(|&s| self.primaries[s].is_used())
+            .ok_or_else(|| {
+                DiskError::Refused(format!("there is no MBR primary partition {number}"))
+            })
+    }
+
+    /// Sets the length of primary slot `number` (a primary partition or the extended container;
+    /// its start never moves): one write of sector 0, flushed. Refused when the new extent
+    /// leaves the disk or the 2^32 sectors an MBR addresses, overlaps another partition, or
+    /// (for the container) no longer holds every logical.
+    pub fn set_primary_sectors<D: Device + ?Sized>(
+        &mut self,
+        dev: &mut D,
+        number: u32,
+        sectors: u64,
+    ) -> Result<(), DiskError> {
+        let slot = self.primary_slot(number)?;
+        let start = u64::from(self.primaries[slot].start);
+        let end = start.saturating_add(sectors);
+        if sectors == 0 || end > self.disk_sectors || end > 1 << 32 {
+            return Err(DiskError::Refused(format!(
+                "partition {number} cannot end at sector {end}: the disk has {} sectors and an MBR addresses at most 2^32",
+                self.disk_sectors
+            )));
+        }
+        let mut table = self.table.clone();
+        if let Some(p) = table.partitions.iter_mut().find(|p| p.number == number) {
+            p.sectors = sectors;
+        }
+        check_overlaps(&table).map_err(|e| {
+            let why = match e {
+                DiskError::CorruptMbr(why) => why,
+                other => other.to_string(),
+            };
+            DiskError::Refused(format!(
+                "partition {number} cannot end at sector {end}: {why}"
+            ))
+        })?;
+        if is_extended_type(self.primaries[slot].sys)
+            && let Some(l) = table
+                .partitions
+                .iter()
+                .filter(|p| p.is_logical())
+                .find(|p| p.end() > end)
+        {
+            return Err(DiskError::Refused(format!(
+                "the extended container {number} cannot end at sector {end}: logical partition {} ends at {}",
+                l.number,
+                l.end()
+            )));
+        }
+        let mut e = self.primaries[slot];
+        e.sectors = sectors as u32;
+        let mut sector0 = self.sector0.clone();
+        e.encode_at(&mut sector0[446 + 16 * slot..462 + 16 * slot], 0);
+        self.write_one(dev, 0, &sector0, "MBR")?;
+        self.sector0 = sector0;
+        self.primaries[slot] = e;
+        self.table = table;
+        Ok(())
+    }
+
+    /// Sets the extended container's length (see `set_primary_sectors`); refused for a slot
+    /// that is not the container.
+    pub fn set_extended_sectors<D: Device + ?Sized>(
+        &mut self,
+        dev: &mut D,
+        number: u32,
+        sectors: u64,
+    ) -> Result<(), DiskError> {
+        match self.extended() {
+            Some((slot, _, _)) if slot as u32 + 1 == number => {
+                self.set_primary_sectors(dev, number, sectors)
+            }
+            _ => Err(DiskError::Refused(format!(
+                "partition {number} is not the extended container"
+            ))),
+        }
+    }
+
+    /// Sets the length of logical `number` (its start never moves) in its own EBR's first
+    /// entry: one write of that EBR, flushed. The logical must stay inside its container and
+    /// short of the next logical's EBR, so grow the container first.
+    pub fn set_logical_sectors<D: Device + ?Sized>(
+        &mut self,
+        dev: &mut D,
+        number: u32,
+        sectors: u64,
+    ) -> Result<(), DiskError> {
+        let idx = self.logical_index(number).ok_or_else(|| {
+            DiskError::Refused(format!("there is no MBR logical partition {number}"))
+        })?;
+        let (_, _, ext_end) = self
+            .extended()
+            .ok_or_else(|| corrupt("logicals without an extended partition".into()))?;
+        let l = &self.logicals[idx];
+        let start = l.ebr_lba + u64::from(l.entry.start);
+        let end = start.saturating_add(sectors);
+        let next_ebr = self.logicals.get(idx + 1).map_or(ext_end, |n| n.ebr_lba);
+        if sectors == 0 || end > next_ebr || sectors > u64::from(u32::MAX) {
+            return Err(DiskError::Refused(format!(
+                "logical partition {number} cannot end at sector {end}: its container or the next EBR ends it at sector {next_ebr}"
+            )));
+        }
+        let ebr_lba = l.ebr_lba;
+        let mut e = l.entry;
+        e.sectors = sectors as u32;
+        let mut s = self.read_ebr(dev, ebr_lba)?;
+        if Entry::parse(&s[446..462]) != l.entry {
+            return Err(DiskError::Refused(format!(
+                "the EBR at LBA {ebr_lba} changed on disk since it was read"
+            )));
+        }
+        e.encode_at(&mut s[446..462], ebr_lba);
+        self.write_one(dev, ebr_lba, &s, "EBR")?;
+        self.logicals[idx].entry = e;
+        if let Some(p) = self.table_part_mut(number) {
+            p.sectors = sectors;
+        }
+        Ok(())
+    }
+
+    /// Makes the link to logical `number`'s EBR (in the previous EBR; for the first logical
+    /// that is the container's own entry, and nothing is written) cover that EBR up to `end`,
+    /// the convention fdisk and sfdisk follow. One write of the previous EBR, flushed; `false`
+    /// when the link already reaches `end` and nothing was written. The kernel reads only the
+    /// start of a link, so a link longer than the logical it leads to is harmless: grow the
+    /// link before the logical.
+    pub fn set_link_end<D: Device + ?Sized>(
+        &mut self,
+        dev: &mut D,
+        number: u32,
+        end: u64,
+    ) -> Result<bool, DiskError> {
+        let idx = self.logical_index(number).ok_or_else(|| {
+            DiskError::Refused(format!("there is no MBR logical partition {number}"))
+        })?;
+        if idx == 0 {
+            return Ok(false);
+        }
+        let (_, ext_start, ext_end) = self
+            .extended()
+            .ok_or_else(|| corrupt("logicals without an extended partition".into()))?;
+        let (prev, this) = (self.logicals[idx - 1].ebr_lba, self.logicals[idx].ebr_lba);
+        let next_ebr = self.logicals.get(idx + 1).map_or(ext_end, |n| n.ebr_lba);
+        if end <= this || end > next_ebr {
+            return Err(DiskError::Refused(format!(
+                "the link to the EBR at LBA {this} cannot end at sector {end} (the next EBR or the container ends at {next_ebr})"
+            )));
+        }
+        let mut s = self.read_ebr(dev, prev)?;
+        let link = Entry::parse(&s[462..478]);
+        if !link.is_used() || ext_start + u64::from(link.start) != this {
+            return Err(DiskError::Refused(format!(
+                "the EBR at LBA {prev} no longer links to the EBR at LBA {this}"
+            )));
+        }
+        let want = Entry {
+            sectors: (end - this) as u32,
+            ..link
+        };
+        if want == link {
+            return Ok(false);
+        }
+        want.encode_at(&mut s[462..478], ext_start);
+        self.write_one(dev, prev, &s, "EBR")?;
+        Ok(true)
+    }
+
+    /// Takes the last logical partition out of the EBR chain in one sector write, flushed: the
+    /// previous EBR's link is replaced by the removed EBR's own link (empty, for the last one),
+    /// or, for the first logical, whose EBR the chain starts at, that EBR's first entry is
+    /// cleared. The removed EBR's sector is left as it is: nothing links to it any more.
+    ///
+    /// The kernel numbers logicals by their place in the chain, so removing one that has a
+    /// logical after it would renumber that one (6 becomes 5) while the kernel, and whatever
+    /// is mounted from it, still know it by its old number: that layout is refused.
+    pub fn unlink_logical<D: Device + ?Sized>(
+        &mut self,
+        dev: &mut D,
+        number: u32,
+    ) -> Result<(), DiskError> {
+        let idx = self.logical_index(number).ok_or_else(|| {
+            DiskError::Refused(format!("there is no MBR logical partition {number}"))
+        })?;
+        if let Some(later) = self
+            .table
+            .partitions
+            .iter()
+            .find(|p| p.is_logical() && p.number > number)
+        {
+            return Err(DiskError::Refused(format!(
+                "deleting logical partition {number} would renumber logical partition {} after it (the kernel numbers logicals by their place in the chain); a config partition that is not the last logical partition is not supported",
+                later.number
+            )));
+        }
+        let this = self.logicals[idx].clone();
+        if idx == 0 {
+            let mut s = self.read_ebr(dev, this.ebr_lba)?;
+            if Entry::parse(&s[446..462]) != this.entry {
+                return Err(DiskError::Refused(format!(
+                    "the EBR at LBA {} changed on disk since it was read",
+                    this.ebr_lba
+                )));
+            }
+            Entry::default().encode_at(&mut s[446..462], 0);
+            self.write_one(dev, this.ebr_lba, &s, "EBR")?;
+            self.logicals[0].entry = Entry::default();
+        } else {
+            let (_, ext_start, _) = self
+                .extended()
+                .ok_or_else(|| corrupt("logicals without an extended partition".into()))?;
+            let prev = self.logicals[idx - 1].ebr_lba;
+            let own = self.read_ebr(dev, this.ebr_lba)?;
+            let mut s = self.read_ebr(dev, prev)?;
+            let link = Entry::parse(&s[462..478]);
+            if !link.is_used() || ext_start + u64::from(link.start) != this.ebr_lba {
+                return Err(DiskError::Refused(format!(
+                    "the EBR at LBA {prev} no longer links to the EBR at LBA {}",
+                    this.ebr_lba
+                )));
+            }
+            // The removed EBR's own link, verbatim: its start is relative to the container,
+            // as the previous EBR's is.
+            s[462..478].copy_from_slice(&own[462..478]);
+            self.write_one(dev, prev, &s, "EBR")?;
+            self.logicals.remove(idx);
+        }
+        self.table.partitions.retain(|p| p.number != number);
+        Ok(())
     }
 }
 
