@@ -471,29 +471,108 @@ fn every_fault_point_converges_mbr_logical() {
     fault_points_converge(Scenario { table: Table::MbrLogical, ..BASE }, &reached);
 }
 
+impl Rig {
+    /// The bytes a refused run must not touch: both ends of the disk (the MBR, both GPT
+    /// headers and arrays) and every partition but the mounted root (whose filesystem may write
+    /// its own log). Compared raw: hashing gigabytes in a debug build is slow.
+    fn fingerprint(&self) -> Vec<u8> {
+        use std::io::{Read, Seek, SeekFrom};
+        let ss = self.sc.sector;
+        let mut f = fs::File::open(&self.dev).unwrap();
+        let len = f.seek(SeekFrom::End(0)).unwrap();
+        let mut ranges = vec![(0, MIB), (len - MIB, len)];
+        for p in self.layout() {
+            if p.0 != self.root_part {
+                ranges.push((p.1 * ss, (p.1 + p.2.min(1 << 20)) * ss));
+            }
+        }
+        let mut out = Vec::new();
+        for (a, b) in ranges {
+            let mut buf = vec![0u8; (b - a) as usize];
+            f.seek(SeekFrom::Start(a)).unwrap();
+            f.read_exact(&mut buf).unwrap();
+            out.extend_from_slice(&buf);
+        }
+        out
+    }
+
+    fn refused(&self, what: &str, needle: &str) {
+        let before = self.fingerprint();
+        let o = self.run(None);
+        assert_eq!(o.status.code(), Some(1), "{what}: {}", text(&o));
+        let msg = String::from_utf8_lossy(&o.stderr);
+        assert!(msg.contains(needle), "{what}: the error should say {needle:?}: {msg}");
+        assert_eq!(msg.lines().filter(|l| l.contains("error")).count(), 1, "{what}: one error line: {msg}");
+        assert!(self.fingerprint() == before, "{what}: the disk changed");
+    }
+}
+
 #[test]
 fn refusals_change_nothing() {
     require!("mkfs.xfs");
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    // A read-only root: nothing at all happens.
+
     let rig = Rig::new(BASE);
     sh("mount", &["-o", "remount,ro", rig.mnt.to_str().unwrap()]);
-    let before = rig.layout();
-    let o = rig.run(None);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(text(&o).contains("read-only"), "{}", text(&o));
-    assert_eq!(rig.layout(), before);
+    rig.refused("read-only root", "read-only");
     sh("mount", &["-o", "remount,rw", rig.mnt.to_str().unwrap()]);
 
-    // The table on disk differs from the kernel's view (root shrunk in the table only):
-    // nothing destructive happens.
+    // The copy cannot be written: /var/lib/seedpart is a file.
+    fs::create_dir_all(rig.mnt.join("var/lib")).unwrap();
+    fs::write(rig.mnt.join("var/lib/seedpart"), b"not a directory").unwrap();
+    rig.refused("unwritable copy target", "seedpart");
+    fs::remove_file(rig.mnt.join("var/lib/seedpart")).unwrap();
+
+    // The table on disk differs from the kernel's view (root shrunk in the table only).
     let p1 = rig.layout().into_iter().find(|p| p.0.ends_with("p1")).unwrap();
     sh("sgdisk", &["-d", "1", "-n", &format!("1:{}:{}", p1.1, p1.1 + p1.2 - 2048 - 1), "-c", "1:root", &rig.dev]);
+    rig.refused("table differs from the kernel", "kernel");
+    drop(rig);
+
+    // Both GPT headers corrupt.
+    let rig = Rig::new(BASE);
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = fs::OpenOptions::new().write(true).open(&rig.dev).unwrap();
+        let len = f.seek(SeekFrom::End(0)).unwrap();
+        for off in [512, len - 512] {
+            f.seek(SeekFrom::Start(off + 16)).unwrap();
+            f.write_all(&[0xde, 0xad]).unwrap(); // the header CRC
+        }
+        f.sync_all().unwrap();
+    }
+    rig.refused("corrupt GPT", "corrupt GPT");
+}
+
+#[test]
+fn dry_run_changes_nothing_and_says_what_it_would_do() {
+    require!("mkfs.xfs");
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let rig = Rig::new(BASE);
+    let before = rig.fingerprint();
+    let o = seedpart(&["run", "--dry-run", "--root", rig.mnt.to_str().unwrap()], None);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("would delete partition 2") && out.contains("would grow partition 1"), "{out}");
+    assert!(rig.fingerprint() == before, "a dry run changed the disk");
+    assert!(!rig.mnt.join("var/lib/seedpart").exists(), "a dry run writes nothing");
+}
+
+#[test]
+fn keep_partition_copies_but_keeps_the_drive() {
+    require!("mkfs.xfs");
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let rig = Rig::new(BASE);
     let before = rig.layout();
-    let o = rig.run(None);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(text(&o).contains("kernel"), "{}", text(&o));
-    assert_eq!(rig.layout(), before);
+    let o = seedpart(&["run", "--keep-partition", "--root", rig.mnt.to_str().unwrap()], None);
+    assert!(o.status.success(), "{}", text(&o));
+    rig.assert_copy_matches();
+    let after = rig.layout();
+    assert_eq!(after.len(), before.len(), "the drive's partition is kept");
+    // Root grew only up to the drive.
+    let root = after.iter().find(|p| p.0 == rig.root_part).unwrap();
+    let drive = after.iter().find(|p| p.0.ends_with("p2")).unwrap();
+    assert!(root.1 + root.2 <= drive.1 && drive.1 - (root.1 + root.2) < MIB / rig.sc.sector);
 }
 
 #[test]

@@ -62,6 +62,8 @@ pub fn have(tool: &str) -> bool {
 #[derive(Debug)]
 pub struct Vm {
     pub kernel_dir: PathBuf,
+    /// What qemu boots: the uncompressed vmlinux (PVH entry) when kernel.sh could extract it.
+    pub kernel: PathBuf,
     pub initrd: PathBuf,
     /// Time spent making them (kernel fetch or cache check, initramfs).
     pub setup: Duration,
@@ -111,6 +113,14 @@ fn setup() -> Result<Vm, String> {
         ));
     }
     let kernel_dir = PathBuf::from(String::from_utf8_lossy(&k.stdout).trim());
+    let kernel = [kernel_dir.join("vmlinux"), kernel_dir.join("vmlinuz")]
+        .into_iter()
+        .find(|p| p.is_file())
+        .ok_or_else(|| format!("no kernel image in {}", kernel_dir.display()))?;
+    // The logs of this run only (each boot keeps one: target/vm/logs/TEST-N.log).
+    let logs = target_dir().join("logs");
+    let _ = fs::remove_dir_all(&logs);
+    let _ = fs::create_dir_all(&logs);
     let initrd = target_dir().join("initrd-seedpart.img");
     let o = Command::new(dir.join("initramfs.sh"))
         .arg(BIN)
@@ -131,6 +141,7 @@ fn setup() -> Result<Vm, String> {
     );
     Ok(Vm {
         kernel_dir,
+        kernel,
         initrd,
         setup,
     })
@@ -931,6 +942,7 @@ impl<'a> Boot<'a> {
         cmd.arg(&self.disk)
             .arg(&script)
             .args(&self.qemu_args)
+            .env("VMTEST_KERNEL", &self.vm.kernel)
             .env("VMTEST_INITRD", &self.vm.initrd)
             .env("VMTEST_SECTOR", self.sector_size.to_string())
             .env("VMTEST_ROOT", self.root.as_deref().unwrap_or("none"))
