@@ -5,17 +5,19 @@ set -euo pipefail
 need=()
 for pair in sgdisk:gdisk sfdisk:fdisk partx:util-linux mkfs.vfat:dosfstools fsck.vfat:dosfstools \
     mcopy:mtools genisoimage:genisoimage xorriso:xorriso isoinfo:genisoimage mkfs.xfs:xfsprogs \
-    mkfs.btrfs:btrfs-progs mkfs.ext4:e2fsprogs; do
+    mkfs.btrfs:btrfs-progs mkfs.ext4:e2fsprogs \
+    netplan:netplan.io nmcli:network-manager ifquery:ifupdown man:man-db; do
     command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
-if [ ${#need[@]} -eq 0 ]; then
-    exit 0
+if [ ${#need[@]} -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "deps: missing ${need[*]}; run as root to install them (tests needing them will say SKIP)" >&2
+    else
+        echo "deps: installing ${need[*]}" >&2
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${need[@]}" | sort -u) >/dev/null
+    fi
 fi
-if [ "$(id -u)" -ne 0 ]; then
-    echo "deps: missing ${need[*]}; run as root to install them (tests needing them will say SKIP)" >&2
-    exit 0
-fi
-echo "deps: installing ${need[*]}" >&2
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${need[@]}" | sort -u) >/dev/null
+# qemu, busybox and the kernel tools of the VM tests.
+"$(dirname "$0")/../tests/vm/deps.sh"

@@ -133,7 +133,11 @@ const KEYS: &str = "user, network, grow, delete_partition, cloud_init_seed, run_
 impl Config {
     /// The file in `root` (defaults when it does not exist), then the kernel command line, then
     /// the flags.
-    pub fn resolve(root: &Path, kernel: &KernelOptions, flags: &Flags) -> Result<Config, ConfigError> {
+    pub fn resolve(
+        root: &Path,
+        kernel: &KernelOptions,
+        flags: &Flags,
+    ) -> Result<Config, ConfigError> {
         Ok(Config::load(root)?.with_kernel(kernel).with_flags(flags))
     }
 
@@ -189,7 +193,10 @@ impl Config {
         let text = match std::str::from_utf8(bytes) {
             Ok(t) => t,
             Err(e) => {
-                let line = 1 + bytes[..e.valid_up_to()].iter().filter(|b| **b == b'\n').count();
+                let line = 1 + bytes[..e.valid_up_to()]
+                    .iter()
+                    .filter(|b| **b == b'\n')
+                    .count();
                 return Err(bad(line, None, "not UTF-8 text".into()));
             }
         };
@@ -205,10 +212,15 @@ impl Config {
                 Err((key, msg)) => return Err(bad(n, key.as_deref(), msg)),
             };
             if let Some((_, first)) = seen.iter().find(|(k, _)| *k == key) {
-                return Err(bad(n, Some(&key), format!("set twice (first on line {first})")));
+                return Err(bad(
+                    n,
+                    Some(&key),
+                    format!("set twice (first on line {first})"),
+                ));
             }
             seen.push((key.clone(), n));
-            let expected = |what: &str| bad(n, Some(&key), format!("expected {what}, found {value}"));
+            let expected =
+                |what: &str| bad(n, Some(&key), format!("expected {what}, found {value}"));
             match key.as_str() {
                 "user" => match &value {
                     Value::Str(s) => {
@@ -219,8 +231,10 @@ impl Config {
                 },
                 "network" => {
                     let want = || {
-                        let names: Vec<String> =
-                            Network::ALL.iter().map(|n| format!("\"{}\"", n.name())).collect();
+                        let names: Vec<String> = Network::ALL
+                            .iter()
+                            .map(|n| format!("\"{}\"", n.name()))
+                            .collect();
                         format!("one of {}", names.join(", "))
                     };
                     match &value {
@@ -252,7 +266,11 @@ impl Config {
                     }
                 }
                 _ => {
-                    return Err(bad(n, Some(&key), format!("unknown key (the keys are: {KEYS})")));
+                    return Err(bad(
+                        n,
+                        Some(&key),
+                        format!("unknown key (the keys are: {KEYS})"),
+                    ));
                 }
             }
         }
@@ -291,7 +309,10 @@ fn parse_line(line: &str) -> Result<Option<(String, Value)>, LineError> {
         ));
     }
     if s.starts_with(['"', '\'']) {
-        return Err((None, "quoted keys are not supported: write the key bare, e.g. `user = \"debian\"`".into()));
+        return Err((
+            None,
+            "quoted keys are not supported: write the key bare, e.g. `user = \"debian\"`".into(),
+        ));
     }
     let key_len = s
         .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
@@ -337,10 +358,15 @@ fn parse_value(s: &str) -> Result<(Value, &str), String> {
         return Ok((Value::Str(text.to_string()), &body[end + 1..]));
     }
     if s.starts_with('[') {
-        return Err("arrays are not supported: seedpart.conf takes strings and true/false only".into());
+        return Err(
+            "arrays are not supported: seedpart.conf takes strings and true/false only".into(),
+        );
     }
     if s.starts_with('{') {
-        return Err("inline tables are not supported: seedpart.conf takes strings and true/false only".into());
+        return Err(
+            "inline tables are not supported: seedpart.conf takes strings and true/false only"
+                .into(),
+        );
     }
     let end = s.find([' ', '\t', '#']).unwrap_or(s.len());
     match &s[..end] {
@@ -406,7 +432,10 @@ fn check_user(s: &str) -> Result<(), String> {
     if s.starts_with('-') || s == "." || s == ".." {
         return Err(format!("{s:?} is not a usable user name"));
     }
-    if let Some(c) = s.chars().find(|c| c.is_control() || c.is_whitespace() || matches!(c, ':' | '/' | ',')) {
+    if let Some(c) = s
+        .chars()
+        .find(|c| c.is_control() || c.is_whitespace() || matches!(c, ':' | '/' | ','))
+    {
         return Err(format!("the user name {s:?} contains {c:?}"));
     }
     Ok(())
@@ -431,28 +460,61 @@ mod tests {
         assert_eq!(c.network, Network::Netplan);
         assert!(!c.grow && c.delete_partition && !c.run_user_data);
         assert_eq!(c.cloud_init_seed, CloudInitSeed::Auto);
-        assert_eq!(parse("cloud_init_seed = false").unwrap().cloud_init_seed, CloudInitSeed::Never);
-        assert_eq!(parse("cloud_init_seed = true").unwrap().cloud_init_seed, CloudInitSeed::Always);
+        assert_eq!(
+            parse("cloud_init_seed = false").unwrap().cloud_init_seed,
+            CloudInitSeed::Never
+        );
+        assert_eq!(
+            parse("cloud_init_seed = true").unwrap().cloud_init_seed,
+            CloudInitSeed::Always
+        );
         assert_eq!(parse("user = \"d\\u00e9b\\\"x\"").unwrap().user, "déb\"x");
-        assert_eq!(parse("network = \"networkmanager\"").unwrap().network, Network::NetworkManager);
+        assert_eq!(
+            parse("network = \"networkmanager\"").unwrap().network,
+            Network::NetworkManager
+        );
     }
 
     #[test]
     fn errors_name_file_line_and_key() {
         let cases = [
-            ("\n\nusr = \"x\"", "seedpart.conf:3: usr: unknown key (the keys are: user,"),
-            ("grow = \"false\"", ":1: grow: expected true or false (without quotes), found the string \"false\""),
+            (
+                "\n\nusr = \"x\"",
+                "seedpart.conf:3: usr: unknown key (the keys are: user,",
+            ),
+            (
+                "grow = \"false\"",
+                ":1: grow: expected true or false (without quotes), found the string \"false\"",
+            ),
             ("grow = 1", ":1: grow: \"1\" is not a value"),
-            ("network = \"systemd\"", ":1: network: expected one of \"auto\", \"networkd\""),
-            ("[main]\nuser = \"x\"", ":1: tables ([section]) are not supported"),
+            (
+                "network = \"systemd\"",
+                ":1: network: expected one of \"auto\", \"networkd\"",
+            ),
+            (
+                "[main]\nuser = \"x\"",
+                ":1: tables ([section]) are not supported",
+            ),
             ("# c\nuser = [\"a\"]", ":2: user: arrays are not supported"),
-            ("user = \"a\"\nuser = \"b\"", ":2: user: set twice (first on line 1)"),
+            (
+                "user = \"a\"\nuser = \"b\"",
+                ":2: user: set twice (first on line 1)",
+            ),
             ("user = \"a", ":1: user: unterminated string"),
-            ("user = \"a\" x", ":1: user: unexpected \"x\" after the value"),
-            ("user = \"a b\"", ":1: user: the user name \"a b\" contains ' '"),
+            (
+                "user = \"a\" x",
+                ":1: user: unexpected \"x\" after the value",
+            ),
+            (
+                "user = \"a b\"",
+                ":1: user: the user name \"a b\" contains ' '",
+            ),
             ("user \"a\"", ":1: user: expected `=` after the key"),
             ("a.b = true", ":1: a: dotted keys"),
-            ("cloud_init_seed = \"yes\"", ":1: cloud_init_seed: expected \"auto\", true or false"),
+            (
+                "cloud_init_seed = \"yes\"",
+                ":1: cloud_init_seed: expected \"auto\", true or false",
+            ),
             ("grow =", ":1: grow: missing value"),
             ("user = \"\\q\"", ":1: user: unknown escape \\q"),
         ];
@@ -461,7 +523,9 @@ mod tests {
             assert!(e.starts_with("/r/etc/seedpart/seedpart.conf:"), "{e}");
             assert!(e.contains(want), "{text:?}: got {e:?}, want {want:?}");
         }
-        let e = Config::parse(Path::new("f"), b"user = \"a\"\n\xff").unwrap_err().to_string();
+        let e = Config::parse(Path::new("f"), b"user = \"a\"\n\xff")
+            .unwrap_err()
+            .to_string();
         assert_eq!(e, "f:2: not UTF-8 text");
     }
 
@@ -482,7 +546,11 @@ mod tests {
             keep_partition: true,
         };
         let c = c.with_flags(&f);
-        assert_eq!(c.device.as_deref(), Some("/dev/vdb"), "--device beats seedpart.device=");
+        assert_eq!(
+            c.device.as_deref(),
+            Some("/dev/vdb"),
+            "--device beats seedpart.device="
+        );
         assert!(!c.delete_partition);
         let c = file.with_flags(&Flags::default());
         assert!(c.grow && c.delete_partition && c.device.is_none());

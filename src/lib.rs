@@ -2,15 +2,17 @@
 //! reads it without mounting, applies it, and reclaims its space for the root filesystem.
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod apply;
 pub mod build;
 pub mod cli;
 pub mod cmdline;
 pub mod commands;
+pub mod config;
 pub mod configdrive;
 pub mod copy;
 pub mod discover;
-pub mod fault;
 pub mod disk;
+pub mod fault;
 pub mod fs;
 pub mod grow;
 pub mod inspect;

@@ -61,14 +61,16 @@ impl std::fmt::Display for Failure {
 
 const SYS: &str = "/sys";
 
-
 struct Progress {
     partial: bool,
 }
 
 impl Progress {
     fn fail(&self, error: anyhow::Error) -> Failure {
-        Failure { partial: self.partial, error }
+        Failure {
+            partial: self.partial,
+            error,
+        }
     }
 }
 
@@ -91,7 +93,9 @@ fn run_inner(opts: &Options, progress: &mut Progress) -> Result<Outcome> {
             let where_ = format!(
                 "{}{}",
                 loc.disk.path.display(),
-                c.number.map(|n| format!(" partition {n}")).unwrap_or_default()
+                c.number
+                    .map(|n| format!(" partition {n}"))
+                    .unwrap_or_default()
             );
             let mut fs = discover::open_drive(&mut loc.disk.file, &c)
                 .with_context(|| format!("config drive on {where_}"))?;
@@ -113,9 +117,15 @@ fn run_inner(opts: &Options, progress: &mut Progress) -> Result<Outcome> {
         None => (loc.table.clone(), true),
     };
     let plan = match (&grow_table, loc.root_number, opts.no_grow) {
-        (Some(t), Some(root), false) => {
-            plan_growth(t, root, if grow_disk_is_drive_disk { delete } else { None })
-        }
+        (Some(t), Some(root), false) => plan_growth(
+            t,
+            root,
+            if grow_disk_is_drive_disk {
+                delete
+            } else {
+                None
+            },
+        ),
         _ => None,
     };
 
@@ -165,7 +175,10 @@ fn run_inner(opts: &Options, progress: &mut Progress) -> Result<Outcome> {
         copy::recover(&dest).with_context(|| format!("recovering {}", dest.display()))?;
         let manifest = match copy::verify_copy(&dest).ok() {
             Some(m) if copy::same_as(&m, &fresh) => {
-                log::info!("{} already holds a verified copy of the drive", dest.display());
+                log::info!(
+                    "{} already holds a verified copy of the drive",
+                    dest.display()
+                );
                 m
             }
             _ => {
@@ -189,8 +202,16 @@ fn run_inner(opts: &Options, progress: &mut Progress) -> Result<Outcome> {
             number: c.number.unwrap_or(0),
             start: c.start,
             size: c.size,
-            fs: c.probe.as_ref().map(|p| p.fs.name().to_string()).unwrap_or_default(),
-            label: c.probe.as_ref().map(|p| p.label.clone()).unwrap_or_default(),
+            fs: c
+                .probe
+                .as_ref()
+                .map(|p| p.fs.name().to_string())
+                .unwrap_or_default(),
+            label: c
+                .probe
+                .as_ref()
+                .map(|p| p.label.clone())
+                .unwrap_or_default(),
             partuuid: c
                 .number
                 .and_then(|n| loc.table.as_ref()?.get(n).map(|p| p.uuid.clone())),
@@ -275,7 +296,8 @@ fn run_inner(opts: &Options, progress: &mut Progress) -> Result<Outcome> {
                     log::warn!(
                         "{fstype} filesystems are not grown by seedpart: the partition was grown, the filesystem left as it is"
                     );
-                    st.filesystem_grown = Some(FsGrowRecord::skipped(&fstype, "not supported by seedpart"));
+                    st.filesystem_grown =
+                        Some(FsGrowRecord::skipped(&fstype, "not supported by seedpart"));
                 }
             }
             Err(e) => {
@@ -306,7 +328,12 @@ fn open_for_write(d: &OpenDisk) -> Result<OpenDisk> {
     {
         bail!("{} is read-only; nothing was changed", d.path.display());
     }
-    OpenDisk::open(&d.path, true).with_context(|| format!("{} cannot be opened for writing; nothing was changed", d.path.display()))
+    OpenDisk::open(&d.path, true).with_context(|| {
+        format!(
+            "{} cannot be opened for writing; nothing was changed",
+            d.path.display()
+        )
+    })
 }
 
 /// How the kernel's partition `n` differs from the table on disk.
@@ -339,17 +366,25 @@ fn kernel_diffs(disk: &OpenDisk, table: &Table, st: &State) -> Result<Vec<(u32, 
                 if start == p.start * ss {
                     KernelDiff::Same
                 } else {
-                    KernelDiff::Foreign(format!("{d}: the kernel's partition {n} starts at byte {start}, the table's at byte {}", p.start * ss))
+                    KernelDiff::Foreign(format!(
+                        "{d}: the kernel's partition {n} starts at byte {start}, the table's at byte {}",
+                        p.start * ss
+                    ))
                 }
             }
             Some(p) => {
                 let (ts, tl) = (p.start * ss, p.sectors * ss);
                 if (start, size) == (ts, tl) {
                     KernelDiff::Same
-                } else if start == ts && size < tl && st.partition_grown.as_ref().is_none_or(|g| g.number == *n) {
+                } else if start == ts
+                    && size < tl
+                    && st.partition_grown.as_ref().is_none_or(|g| g.number == *n)
+                {
                     KernelDiff::GrowLeft(ts, tl)
                 } else {
-                    KernelDiff::Foreign(format!("{d}: partition {n} is bytes {start}+{size} to the kernel but {ts}+{tl} in the table on disk"))
+                    KernelDiff::Foreign(format!(
+                        "{d}: partition {n} is bytes {start}+{size} to the kernel but {ts}+{tl} in the table on disk"
+                    ))
                 }
             }
             None => {
@@ -359,7 +394,9 @@ fn kernel_diffs(disk: &OpenDisk, table: &Table, st: &State) -> Result<Vec<(u32, 
                 if was_drive {
                     KernelDiff::DriveLeft
                 } else {
-                    KernelDiff::Foreign(format!("{d}: the kernel knows a partition {n} that the table on disk does not have"))
+                    KernelDiff::Foreign(format!(
+                        "{d}: the kernel knows a partition {n} that the table on disk does not have"
+                    ))
                 }
             }
         };
@@ -367,7 +404,13 @@ fn kernel_diffs(disk: &OpenDisk, table: &Table, st: &State) -> Result<Vec<(u32, 
     }
     for p in table.data_partitions() {
         if !kernel.iter().any(|(n, _)| *n == p.number) {
-            out.push((p.number, KernelDiff::Foreign(format!("{d}: partition {} is in the table on disk but unknown to the kernel", p.number))));
+            out.push((
+                p.number,
+                KernelDiff::Foreign(format!(
+                    "{d}: partition {} is in the table on disk but unknown to the kernel",
+                    p.number
+                )),
+            ));
         }
     }
     Ok(out)
@@ -383,20 +426,34 @@ fn kernel_lags(disk: &OpenDisk, table: &Table, st: &State) -> Result<bool> {
 /// Brings the kernel up to the table where an interrupted run left it behind, and refuses to go
 /// on if the two differ in any other way: the table on disk and the kernel must agree before
 /// seedpart edits either.
-fn sync_kernel_view(disk: &OpenDisk, table: &Table, st: &State, progress: &mut Progress) -> Result<()> {
+fn sync_kernel_view(
+    disk: &OpenDisk,
+    table: &Table,
+    st: &State,
+    progress: &mut Progress,
+) -> Result<()> {
     let diffs = kernel_diffs(disk, table, st)?;
-    if let Some((_, KernelDiff::Foreign(why))) = diffs.iter().find(|(_, k)| matches!(k, KernelDiff::Foreign(_))) {
+    if let Some((_, KernelDiff::Foreign(why))) = diffs
+        .iter()
+        .find(|(_, k)| matches!(k, KernelDiff::Foreign(_)))
+    {
         bail!("{why}; nothing was changed (reboot, then run again)");
     }
     for (n, k) in diffs {
         match k {
             KernelDiff::DriveLeft => {
-                log::info!("{}: finishing an interrupted run: the kernel forgets partition {n}", disk.path.display());
+                log::info!(
+                    "{}: finishing an interrupted run: the kernel forgets partition {n}",
+                    disk.path.display()
+                );
                 kernel_delete(disk, n)?;
                 progress.partial = true;
             }
             KernelDiff::GrowLeft(start, len) => {
-                log::info!("{}: finishing an interrupted run: the kernel learns partition {n}'s new size", disk.path.display());
+                log::info!(
+                    "{}: finishing an interrupted run: the kernel learns partition {n}'s new size",
+                    disk.path.display()
+                );
                 sys::resize_partition(&disk.file, n, start, len).with_context(|| {
                     format!("{}: the kernel refused the new size of partition {n} (BLKPG); reboot to finish", disk.path.display())
                 })?;
@@ -453,7 +510,14 @@ fn kernel_delete(disk: &OpenDisk, number: u32) -> Result<()> {
     })
 }
 
-fn grow_partition(disk: &mut OpenDisk, ss: u64, plan: &GrowPlan, st: &mut State, root: &Path, progress: &mut Progress) -> Result<()> {
+fn grow_partition(
+    disk: &mut OpenDisk,
+    ss: u64,
+    plan: &GrowPlan,
+    st: &mut State,
+    root: &Path,
+    progress: &mut Progress,
+) -> Result<()> {
     let grown = reclaim::grow_partition(&mut disk.file, Some(ss), plan)
         .with_context(|| format!("{}: growing partition {}", disk.path.display(), plan.number))?;
     if grown {
@@ -470,16 +534,31 @@ fn grow_partition(disk: &mut OpenDisk, ss: u64, plan: &GrowPlan, st: &mut State,
     if let Some(name) = &disk.block {
         let (start, len) = (plan.start * ss, plan.new_sectors * ss);
         sys::resize_partition(&disk.file, plan.number, start, len).with_context(|| {
-            format!("{}: the kernel refused the new size of partition {} (BLKPG); reboot to finish", disk.path.display(), plan.number)
+            format!(
+                "{}: the kernel refused the new size of partition {} (BLKPG); reboot to finish",
+                disk.path.display(),
+                plan.number
+            )
         })?;
         fault::point("after-grow-kernel");
-        let node = disk
-            .partition_node(plan.number)
-            .ok_or_else(|| anyhow!("{name}: partition {} has no device node after the resize", plan.number))?;
-        let pname = node.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        let node = disk.partition_node(plan.number).ok_or_else(|| {
+            anyhow!(
+                "{name}: partition {} has no device node after the resize",
+                plan.number
+            )
+        })?;
+        let pname = node
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
         let size = sysfs::attr_u64(Path::new(SYS), &pname, "size")? * 512;
         if size != len {
-            bail!("{}: after the resize the kernel says partition {} is {size} bytes, not {len}", disk.path.display(), plan.number);
+            bail!(
+                "{}: after the resize the kernel says partition {} is {size} bytes, not {len}",
+                disk.path.display(),
+                plan.number
+            );
         }
     }
     st.partition_grown = Some(GrowRecord {
@@ -491,14 +570,22 @@ fn grow_partition(disk: &mut OpenDisk, ss: u64, plan: &GrowPlan, st: &mut State,
     save(root, st, "partition grown")
 }
 
-fn describe(loc: &Located, drive: Option<&discover::Candidate>, delete: Option<u32>, plan: Option<&GrowPlan>, table: Option<&Table>) -> String {
+fn describe(
+    loc: &Located,
+    drive: Option<&discover::Candidate>,
+    delete: Option<u32>,
+    plan: Option<&GrowPlan>,
+    table: Option<&Table>,
+) -> String {
     let mut s = String::new();
     match drive {
         Some(c) => {
             s += &format!(
                 "would copy the config drive on {}{} to the root filesystem\n",
                 loc.disk.path.display(),
-                c.number.map(|n| format!(" partition {n}")).unwrap_or_default()
+                c.number
+                    .map(|n| format!(" partition {n}"))
+                    .unwrap_or_default()
             );
             match delete {
                 Some(n) => s += &format!("would delete partition {n}\n"),

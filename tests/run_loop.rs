@@ -30,7 +30,10 @@ fn unavailable(tools: &[&str]) -> Option<String> {
     if !Path::new("/dev/loop-control").exists() {
         return Some("no loop devices in this kernel".into());
     }
-    tools.iter().find(|t| !have(t)).map(|t| format!("{t} is not installed"))
+    tools
+        .iter()
+        .find(|t| !have(t))
+        .map(|t| format!("{t} is not installed"))
 }
 
 macro_rules! require {
@@ -69,12 +72,18 @@ fn sh_in(cmd: &str, args: &[&str], input: &str) {
         .unwrap();
     c.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
     let out = c.wait_with_output().unwrap();
-    assert!(out.status.success(), "{cmd}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn seedpart(args: &[&str], fault: Option<&str>) -> Output {
     let mut c = Command::new(BIN);
-    c.args(args).stdin(Stdio::null()).env_remove("SEEDPART_FAULT");
+    c.args(args)
+        .stdin(Stdio::null())
+        .env_remove("SEEDPART_FAULT");
     if let Some(f) = fault {
         c.env("SEEDPART_FAULT", f);
     }
@@ -82,7 +91,11 @@ fn seedpart(args: &[&str], fault: Option<&str>) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -165,16 +178,36 @@ impl Rig {
         let root_mib = 400;
         // Tables are made by the independent tools, at the image's size.
         let sector = sc.sector.to_string();
-        let dev = sh("losetup", &["--find", "--show", "--sector-size", &sector, img.to_str().unwrap()])
-            .trim()
-            .to_string();
+        let dev = sh(
+            "losetup",
+            &[
+                "--find",
+                "--show",
+                "--sector-size",
+                &sector,
+                img.to_str().unwrap(),
+            ],
+        )
+        .trim()
+        .to_string();
         // Tables are made by the independent tools, on the loop device so that they use its
         // sector size.
         match sc.table {
             Table::Gpt => {
                 let first = MIB / sc.sector;
                 let end = first + root_mib * MIB / sc.sector - 1;
-                sh("sgdisk", &["-n", &format!("1:{first}:{end}"), "-t", "1:8300", "-c", "1:root", &dev]);
+                sh(
+                    "sgdisk",
+                    &[
+                        "-n",
+                        &format!("1:{first}:{end}"),
+                        "-t",
+                        "1:8300",
+                        "-c",
+                        "1:root",
+                        &dev,
+                    ],
+                );
             }
             Table::Mbr => sh_in(
                 "sfdisk",
@@ -218,18 +251,49 @@ impl Rig {
             Place::AfterRoot => "after-last",
             Place::End => "end",
         };
-        let size = if sc.table == Table::MbrLogical { "16M" } else { "64M" };
-        let o = seedpart(&["build", "--disk", &rig.dev, "--from", drive_src.to_str().unwrap(), "--at", at, "--size", size], None);
+        let size = if sc.table == Table::MbrLogical {
+            "16M"
+        } else {
+            "64M"
+        };
+        let o = seedpart(
+            &[
+                "build",
+                "--disk",
+                &rig.dev,
+                "--from",
+                drive_src.to_str().unwrap(),
+                "--at",
+                at,
+                "--size",
+                size,
+            ],
+            None,
+        );
         assert!(o.status.success(), "build: {}", text(&o));
         if sc.disk_mib > sc.image_mib {
             // The deployer wrote the image, drive included, onto a bigger disk: its backup GPT
             // header is now short of the end.
             let _ = Command::new("partx").args(["-d", &dev]).output();
             sh("losetup", &["-d", &dev]);
-            fs::OpenOptions::new().write(true).open(&img).unwrap().set_len(sc.disk_mib * MIB).unwrap();
-            let dev2 = sh("losetup", &["--find", "--show", "--sector-size", &sector, img.to_str().unwrap()])
-                .trim()
-                .to_string();
+            fs::OpenOptions::new()
+                .write(true)
+                .open(&img)
+                .unwrap()
+                .set_len(sc.disk_mib * MIB)
+                .unwrap();
+            let dev2 = sh(
+                "losetup",
+                &[
+                    "--find",
+                    "--show",
+                    "--sector-size",
+                    &sector,
+                    img.to_str().unwrap(),
+                ],
+            )
+            .trim()
+            .to_string();
             sh("partx", &["-a", &dev2]);
             rig.root_part = rig.root_part.replacen(&dev, &dev2, 1);
             rig.dev = dev2;
@@ -253,7 +317,8 @@ impl Rig {
 
     /// The partitions as the independent tool reads them from the disk: (node, start, size).
     fn layout(&self) -> Vec<(String, u64, u64)> {
-        let j: serde_json::Value = serde_json::from_str(&sh("sfdisk", &["--json", &self.dev])).unwrap();
+        let j: serde_json::Value =
+            serde_json::from_str(&sh("sfdisk", &["--json", &self.dev])).unwrap();
         j["partitiontable"]["partitions"]
             .as_array()
             .unwrap()
@@ -279,14 +344,23 @@ impl Rig {
 
     /// The copy equals the source tree the drive was built from.
     fn assert_copy_matches(&self) {
-        for rel in ["openstack/latest/meta_data.json", "openstack/latest/user_data", "openstack/latest/vendor_data.json"] {
+        for rel in [
+            "openstack/latest/meta_data.json",
+            "openstack/latest/user_data",
+            "openstack/latest/vendor_data.json",
+        ] {
             let a = fs::read(self.drive_src.join(rel)).unwrap();
-            let b = fs::read(self.copy_dir().join(rel)).unwrap_or_else(|e| panic!("copy of {rel}: {e}"));
+            let b = fs::read(self.copy_dir().join(rel))
+                .unwrap_or_else(|e| panic!("copy of {rel}: {e}"));
             assert_eq!(a, b, "{rel} differs in the copy");
         }
         use std::os::unix::fs::PermissionsExt;
         let m = fs::metadata(self.copy_dir().join("openstack/latest/meta_data.json")).unwrap();
-        assert_eq!(m.permissions().mode() & 0o777, 0o600, "the copy can hold admin_pass: 0600");
+        assert_eq!(
+            m.permissions().mode() & 0o777,
+            0o600,
+            "the copy can hold admin_pass: 0600"
+        );
         let m = fs::metadata(self.copy_dir()).unwrap();
         assert_eq!(m.permissions().mode() & 0o777, 0o700);
     }
@@ -295,12 +369,20 @@ impl Rig {
     fn assert_data_somewhere(&self) {
         let o = seedpart(&["inspect", "--device", &self.dev, "--json"], None);
         let drive_there = o.status.success()
-            && serde_json::from_slice::<serde_json::Value>(&o.stdout).is_ok_and(|j| !j["partition"].is_null());
+            && serde_json::from_slice::<serde_json::Value>(&o.stdout)
+                .is_ok_and(|j| !j["partition"].is_null());
         let copy_ok = {
-            let o = seedpart(&["status", "--root", self.mnt.to_str().unwrap(), "--json"], None);
-            serde_json::from_slice::<serde_json::Value>(&o.stdout).is_ok_and(|j| j["copy"]["verified"] == true)
+            let o = seedpart(
+                &["status", "--root", self.mnt.to_str().unwrap(), "--json"],
+                None,
+            );
+            serde_json::from_slice::<serde_json::Value>(&o.stdout)
+                .is_ok_and(|j| j["copy"]["verified"] == true)
         };
-        assert!(drive_there || copy_ok, "the config data is neither on its partition nor verified in root");
+        assert!(
+            drive_there || copy_ok,
+            "the config data is neither on its partition nor verified in root"
+        );
     }
 
     fn check_fs_offline(&mut self) {
@@ -325,9 +407,18 @@ impl Rig {
 fn assert_final(rig: &Rig) {
     let layout = rig.layout();
     let ss = rig.sc.sector;
-    let root = layout.iter().find(|p| p.0 == rig.root_part).expect("root partition").clone();
-    assert!(!layout.iter().any(|p| p.0 != rig.root_part && !(rig.sc.table == Table::MbrLogical && p.0.ends_with("p1"))),
-        "only root (and its extended container) remain: {layout:?}");
+    let root = layout
+        .iter()
+        .find(|p| p.0 == rig.root_part)
+        .expect("root partition")
+        .clone();
+    assert!(
+        !layout
+            .iter()
+            .any(|p| p.0 != rig.root_part
+                && !(rig.sc.table == Table::MbrLogical && p.0.ends_with("p1"))),
+        "only root (and its extended container) remain: {layout:?}"
+    );
     let disk = rig.sc.disk_mib * MIB / ss;
     let end = root.1 + root.2; // in sectors
     let align = MIB / ss;
@@ -336,8 +427,15 @@ fn assert_final(rig: &Rig) {
         _ => disk,
     };
     assert_eq!(end % align, 0, "root ends on a MiB boundary");
-    assert!(limit - end < align + 34, "root grew to the aligned end: ends at {end}, limit {limit}");
-    assert_eq!(rig.sysfs_size(&rig.root_part), Some(root.2 * ss), "the kernel knows the new size");
+    assert!(
+        limit - end < align + 34,
+        "root grew to the aligned end: ends at {end}, limit {limit}"
+    );
+    assert_eq!(
+        rig.sysfs_size(&rig.root_part),
+        Some(root.2 * ss),
+        "the kernel knows the new size"
+    );
     if rig.sc.table == Table::Gpt {
         let v = sh("sgdisk", &["-v", &rig.dev]);
         assert!(v.contains("No problems found"), "sgdisk -v: {v}");
@@ -352,18 +450,30 @@ fn whole_job(sc: Scenario) {
     assert!(o.status.success(), "run: {}", text(&o));
     assert_final(&rig);
     rig.assert_copy_matches();
-    assert!(rig.fs_bytes() > before + 300 * MIB, "the {} filesystem grew online", sc.fs);
+    assert!(
+        rig.fs_bytes() > before + 300 * MIB,
+        "the {} filesystem grew online",
+        sc.fs
+    );
     let state: serde_json::Value =
-        serde_json::from_slice(&fs::read(rig.mnt.join("var/lib/seedpart/state.json")).unwrap()).unwrap();
+        serde_json::from_slice(&fs::read(rig.mnt.join("var/lib/seedpart/state.json")).unwrap())
+            .unwrap();
     assert_eq!(state["partition_deleted"], true);
-    assert_eq!(state["instance_uuid"], "6f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0");
+    assert_eq!(
+        state["instance_uuid"],
+        "6f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0"
+    );
     // A second run changes nothing.
     let layout = rig.layout();
     let img_state = fs::read(rig.mnt.join("var/lib/seedpart/state.json")).unwrap();
     let o = rig.run(None);
     assert!(o.status.success(), "second run: {}", text(&o));
     assert_eq!(rig.layout(), layout);
-    assert_eq!(fs::read(rig.mnt.join("var/lib/seedpart/state.json")).unwrap(), img_state, "a no-op run writes nothing");
+    assert_eq!(
+        fs::read(rig.mnt.join("var/lib/seedpart/state.json")).unwrap(),
+        img_state,
+        "a no-op run writes nothing"
+    );
     rig.check_fs_offline();
     let _ = &rig.img;
 }
@@ -377,37 +487,59 @@ fn gpt_ironic_layout_xfs() {
 #[test]
 fn gpt_drive_after_root_btrfs() {
     require!("mkfs.btrfs", "btrfs");
-    whole_job(Scenario { place: Place::AfterRoot, fs: "btrfs", ..BASE });
+    whole_job(Scenario {
+        place: Place::AfterRoot,
+        fs: "btrfs",
+        ..BASE
+    });
 }
 
 #[test]
 fn gpt_disk_larger_than_image_moves_the_backup_header() {
     require!("mkfs.xfs", "xfs_repair");
-    whole_job(Scenario { image_mib: 600, disk_mib: 1536, ..BASE });
+    whole_job(Scenario {
+        image_mib: 600,
+        disk_mib: 1536,
+        ..BASE
+    });
 }
 
 #[test]
 fn gpt_4096_byte_sectors() {
     require!("mkfs.xfs", "xfs_repair");
-    whole_job(Scenario { sector: 4096, ..BASE });
+    whole_job(Scenario {
+        sector: 4096,
+        ..BASE
+    });
 }
 
 #[test]
 fn mbr_primary_at_the_end() {
     require!("mkfs.xfs", "xfs_repair");
-    whole_job(Scenario { table: Table::Mbr, ..BASE });
+    whole_job(Scenario {
+        table: Table::Mbr,
+        ..BASE
+    });
 }
 
 #[test]
 fn mbr_primary_drive_after_root_4096() {
     require!("mkfs.xfs", "xfs_repair");
-    whole_job(Scenario { table: Table::Mbr, place: Place::AfterRoot, sector: 4096, ..BASE });
+    whole_job(Scenario {
+        table: Table::Mbr,
+        place: Place::AfterRoot,
+        sector: 4096,
+        ..BASE
+    });
 }
 
 #[test]
 fn mbr_logical_root_grows_its_container() {
     require!("mkfs.xfs", "xfs_repair");
-    whole_job(Scenario { table: Table::MbrLogical, ..BASE });
+    whole_job(Scenario {
+        table: Table::MbrLogical,
+        ..BASE
+    });
 }
 
 /// For every crash point: crash there, check the data is somewhere, run again, and converge to
@@ -419,16 +551,28 @@ fn fault_points_converge(sc: Scenario, reached: &[&str]) {
         let rig = Rig::new(sc);
         let o = rig.run(None);
         assert!(o.status.success(), "{}", text(&o));
-        rig.layout().into_iter().map(|p| (p.1, p.2)).collect::<Vec<_>>()
+        rig.layout()
+            .into_iter()
+            .map(|p| (p.1, p.2))
+            .collect::<Vec<_>>()
     };
     for point in seedpart::fault::POINTS {
         let rig = Rig::new(sc);
         let o = rig.run(Some(point));
         let want = if reached.contains(point) { 99 } else { 0 };
-        assert_eq!(o.status.code(), Some(want), "{point}: the crashed run: {}", text(&o));
+        assert_eq!(
+            o.status.code(),
+            Some(want),
+            "{point}: the crashed run: {}",
+            text(&o)
+        );
         rig.assert_data_somewhere();
         let o = rig.run(None);
-        assert!(o.status.success(), "{point}: the run after the crash failed: {}", text(&o));
+        assert!(
+            o.status.success(),
+            "{point}: the run after the crash failed: {}",
+            text(&o)
+        );
         assert_final(&rig);
         rig.assert_copy_matches();
         let layout: Vec<_> = rig.layout().into_iter().map(|p| (p.1, p.2)).collect();
@@ -460,7 +604,14 @@ fn every_fault_point_converges_gpt_relocating_the_backup() {
     require!("mkfs.xfs", "xfs_repair");
     let mut reached = COMMON_POINTS.to_vec();
     reached.extend(["gpt-between-copies", "after-relocate"]);
-    fault_points_converge(Scenario { image_mib: 600, disk_mib: 1536, ..BASE }, &reached);
+    fault_points_converge(
+        Scenario {
+            image_mib: 600,
+            disk_mib: 1536,
+            ..BASE
+        },
+        &reached,
+    );
 }
 
 #[test]
@@ -468,7 +619,13 @@ fn every_fault_point_converges_mbr_logical() {
     require!("mkfs.xfs", "xfs_repair");
     let mut reached = COMMON_POINTS.to_vec();
     reached.push("mbr-after-extended");
-    fault_points_converge(Scenario { table: Table::MbrLogical, ..BASE }, &reached);
+    fault_points_converge(
+        Scenario {
+            table: Table::MbrLogical,
+            ..BASE
+        },
+        &reached,
+    );
 }
 
 impl Rig {
@@ -501,8 +658,15 @@ impl Rig {
         let o = self.run(None);
         assert_eq!(o.status.code(), Some(1), "{what}: {}", text(&o));
         let msg = String::from_utf8_lossy(&o.stderr);
-        assert!(msg.contains(needle), "{what}: the error should say {needle:?}: {msg}");
-        assert_eq!(msg.lines().filter(|l| l.contains("error")).count(), 1, "{what}: one error line: {msg}");
+        assert!(
+            msg.contains(needle),
+            "{what}: the error should say {needle:?}: {msg}"
+        );
+        assert_eq!(
+            msg.lines().filter(|l| l.contains("error")).count(),
+            1,
+            "{what}: one error line: {msg}"
+        );
         assert!(self.fingerprint() == before, "{what}: the disk changed");
     }
 }
@@ -524,8 +688,23 @@ fn refusals_change_nothing() {
     fs::remove_file(rig.mnt.join("var/lib/seedpart")).unwrap();
 
     // The table on disk differs from the kernel's view (root shrunk in the table only).
-    let p1 = rig.layout().into_iter().find(|p| p.0.ends_with("p1")).unwrap();
-    sh("sgdisk", &["-d", "1", "-n", &format!("1:{}:{}", p1.1, p1.1 + p1.2 - 2048 - 1), "-c", "1:root", &rig.dev]);
+    let p1 = rig
+        .layout()
+        .into_iter()
+        .find(|p| p.0.ends_with("p1"))
+        .unwrap();
+    sh(
+        "sgdisk",
+        &[
+            "-d",
+            "1",
+            "-n",
+            &format!("1:{}:{}", p1.1, p1.1 + p1.2 - 2048 - 1),
+            "-c",
+            "1:root",
+            &rig.dev,
+        ],
+    );
     rig.refused("table differs from the kernel", "kernel");
     drop(rig);
 
@@ -550,12 +729,21 @@ fn dry_run_changes_nothing_and_says_what_it_would_do() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let rig = Rig::new(BASE);
     let before = rig.fingerprint();
-    let o = seedpart(&["run", "--dry-run", "--root", rig.mnt.to_str().unwrap()], None);
+    let o = seedpart(
+        &["run", "--dry-run", "--root", rig.mnt.to_str().unwrap()],
+        None,
+    );
     assert!(o.status.success(), "{}", text(&o));
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.contains("would delete partition 2") && out.contains("would grow partition 1"), "{out}");
+    assert!(
+        out.contains("would delete partition 2") && out.contains("would grow partition 1"),
+        "{out}"
+    );
     assert!(rig.fingerprint() == before, "a dry run changed the disk");
-    assert!(!rig.mnt.join("var/lib/seedpart").exists(), "a dry run writes nothing");
+    assert!(
+        !rig.mnt.join("var/lib/seedpart").exists(),
+        "a dry run writes nothing"
+    );
 }
 
 #[test]
@@ -564,7 +752,15 @@ fn keep_partition_copies_but_keeps_the_drive() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let rig = Rig::new(BASE);
     let before = rig.layout();
-    let o = seedpart(&["run", "--keep-partition", "--root", rig.mnt.to_str().unwrap()], None);
+    let o = seedpart(
+        &[
+            "run",
+            "--keep-partition",
+            "--root",
+            rig.mnt.to_str().unwrap(),
+        ],
+        None,
+    );
     assert!(o.status.success(), "{}", text(&o));
     rig.assert_copy_matches();
     let after = rig.layout();

@@ -10,7 +10,9 @@
 //!
 //! Files are written atomically: a temporary file in the same directory, created `O_EXCL`
 //! `O_NOFOLLOW` with its final mode, owner set, fsync, `renameat` over the target, fsync of the
-//! directory. The rename replaces a symlink at the target's name rather than writing through it.
+//! directory. A symlink at the target's name is resolved inside the root like any other, and
+//! the file it names is replaced (the image's `/etc/hosts -> ...` keeps its link); the rename
+//! itself never follows a link.
 
 use std::collections::VecDeque;
 use std::ffi::{CStr, CString};
@@ -237,11 +239,19 @@ impl Root {
         self.finish(stack, None)
     }
 
-    fn finish(&self, mut stack: Vec<(OwnedFd, Vec<u8>)>, last: Option<Vec<u8>>) -> io::Result<Walked> {
+    fn finish(
+        &self,
+        mut stack: Vec<(OwnedFd, Vec<u8>)>,
+        last: Option<Vec<u8>>,
+    ) -> io::Result<Walked> {
         let dir = match stack.pop() {
             Some((fd, name)) => {
                 let names = stack.into_iter().map(|(_, n)| n).chain([name]).collect();
-                return Ok(Walked { dir: fd, names, last });
+                return Ok(Walked {
+                    dir: fd,
+                    names,
+                    last,
+                });
             }
             None => sys_openat(self.fd.as_fd(), c".", libc::O_RDONLY | libc::O_DIRECTORY, 0)?,
         };
@@ -256,9 +266,7 @@ impl Root {
     /// `root.path().join(canonical)` reaches it with no symlink (for code that takes plain
     /// paths, such as the copy of the drive). The last component need not exist.
     pub fn canonical(&self, rel: &RelPath) -> Result<RelPath, RootError> {
-        let w = self
-            .walk(rel, true)
-            .map_err(self.err("resolving", rel))?;
+        let w = self.walk(rel, true).map_err(self.err("resolving", rel))?;
         let mut out = RelPath::root();
         for n in w.names.iter().chain(w.last.iter()) {
             let s = std::str::from_utf8(n).map_err(|_| {
@@ -294,7 +302,11 @@ impl Root {
     /// Reads a regular file of at most `limit` bytes; `None` when it does not exist. A FIFO or
     /// device in its place is refused rather than read (it could block or never end).
     pub fn read(&self, rel: &RelPath, limit: u64) -> Result<Option<Vec<u8>>, RootError> {
-        let fd = match self.open_in(rel, libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY, true) {
+        let fd = match self.open_in(
+            rel,
+            libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY,
+            true,
+        ) {
             Ok(fd) => fd,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
             Err(e) => return Err(self.err("reading", rel)(e)),
@@ -339,7 +351,10 @@ impl Root {
             .map_err(self.err("opening", &prefix))?;
         for name in rel.components() {
             let here = prefix.join(name).map_err(|why| {
-                self.err("creating directory", rel)(io::Error::new(io::ErrorKind::InvalidInput, why))
+                self.err("creating directory", rel)(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    why,
+                ))
             })?;
             let fd = match self.open_in(&here, dir_flags, true) {
                 Ok(fd) => fd,
@@ -413,18 +428,19 @@ impl Root {
     }
 
     /// Writes `data` to `rel` atomically (see the module documentation). The parent directory
-    /// must exist; it is reached through symlinks inside the root, but a symlink at `rel`
-    /// itself is replaced, never written through.
+    /// must exist. Every symlink on the way, the last component's included, is resolved inside
+    /// the root.
     pub fn write_file(&self, rel: &RelPath, data: &[u8], opts: FileOpts) -> Result<(), RootError> {
-        let name = rel.file_name();
+        let real = self.canonical(rel)?;
+        let name = real.file_name();
         if name.is_empty() {
             return Err(self.err("writing", rel)(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                "the root directory is not a file",
+                "names the root directory, not a file",
             )));
         }
         let dir = self
-            .open_in(&rel.parent(), libc::O_RDONLY | libc::O_DIRECTORY, true)
+            .open_in(&real.parent(), libc::O_RDONLY | libc::O_DIRECTORY, true)
             .map_err(self.err("opening the directory of", rel))?;
         let target = cstring(name).map_err(self.err("writing", rel))?;
         let tmp = tmp_name(name);
@@ -461,7 +477,11 @@ impl Root {
         data: &[u8],
         opts: FileOpts,
     ) -> Result<bool, RootError> {
-        if let Ok(fd) = self.open_in(rel, libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY, false) {
+        if let Ok(fd) = self.open_in(
+            rel,
+            libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY,
+            true,
+        ) {
             let mut f = File::from(fd);
             if let Ok(meta) = f.metadata()
                 && meta.is_file()
@@ -532,7 +552,12 @@ fn open_host_dir(path: &Path) -> Result<OwnedFd, RootError> {
         source: io::Error::new(io::ErrorKind::InvalidInput, "path holds a NUL byte"),
     })?;
     // SAFETY: `c` is a NUL-terminated string alive for the call; open reads nothing else.
-    let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+    let fd = unsafe {
+        libc::open(
+            c.as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
     if fd < 0 {
         return Err(RootError {
             action: "opening the target root".into(),
@@ -554,7 +579,8 @@ fn cstring(s: &str) -> io::Result<CString> {
 }
 
 fn cstring_bytes(b: &[u8]) -> io::Result<CString> {
-    CString::new(b).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "name holds a NUL byte"))
+    CString::new(b)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "name holds a NUL byte"))
 }
 
 /// `struct open_how` of `linux/openat2.h` (libc's is `non_exhaustive`).
@@ -667,7 +693,8 @@ fn sys_readlinkat(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Vec<u8>> {
 
 fn sys_renameat(dir: BorrowedFd<'_>, from: &CStr, to: &CStr) -> io::Result<()> {
     // SAFETY: both names are NUL-terminated and alive; `dir` is an open descriptor.
-    let rc = unsafe { libc::renameat(dir.as_raw_fd(), from.as_ptr(), dir.as_raw_fd(), to.as_ptr()) };
+    let rc =
+        unsafe { libc::renameat(dir.as_raw_fd(), from.as_ptr(), dir.as_raw_fd(), to.as_ptr()) };
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }
@@ -720,13 +747,26 @@ mod tests {
         symlink("../../../../../../tmp", root.join("var/tmp/up")).unwrap();
         symlink(outside.path(), root.join("out")).unwrap();
         symlink("loop", root.join("loop")).unwrap();
+        // Absolute, from below the top: restarts at the root, not at its own directory.
+        symlink("/tmp", root.join("real/dir/abs2")).unwrap();
         for (i, r) in roots(&root).iter().enumerate() {
             let name = format!("f{i}");
-            r.write_file(&rel(&format!("abs/dir/{name}")), b"a", FileOpts::mode(0o644))
-                .unwrap();
-            assert_eq!(std::fs::read(root.join("real/dir").join(&name)).unwrap(), b"a");
-            r.write_file(&rel(&format!("var/tmp/up/{name}")), b"b", FileOpts::mode(0o600))
-                .unwrap();
+            r.write_file(
+                &rel(&format!("abs/dir/{name}")),
+                b"a",
+                FileOpts::mode(0o644),
+            )
+            .unwrap();
+            assert_eq!(
+                std::fs::read(root.join("real/dir").join(&name)).unwrap(),
+                b"a"
+            );
+            r.write_file(
+                &rel(&format!("var/tmp/up/{name}")),
+                b"b",
+                FileOpts::mode(0o600),
+            )
+            .unwrap();
             assert_eq!(std::fs::read(root.join("tmp").join(&name)).unwrap(), b"b");
             // `out` names a host directory: inside the root that path does not exist.
             let e = r
@@ -738,6 +778,20 @@ mod tests {
             assert!(e.contains("symlink loop"), "{e}");
             assert_eq!(r.canonical(&rel("var/tmp/up/x")).unwrap().as_str(), "tmp/x");
             assert_eq!(r.canonical(&rel("abs/dir")).unwrap().as_str(), "real/dir");
+            assert_eq!(
+                r.canonical(&rel("abs/dir/abs2/y")).unwrap().as_str(),
+                "tmp/y"
+            );
+            r.write_file(
+                &rel(&format!("abs/dir/abs2/d{name}")),
+                b"d",
+                FileOpts::mode(0o600),
+            )
+            .unwrap();
+            assert_eq!(
+                std::fs::read(root.join("tmp").join(format!("d{name}"))).unwrap(),
+                b"d"
+            );
         }
     }
 
@@ -750,20 +804,50 @@ mod tests {
             let m = std::fs::metadata(t.path().join(d.as_str())).unwrap();
             assert_eq!(m.mode() & 0o7777, 0o700);
             let f = d.join("file").unwrap();
-            // A symlink at the target's name is replaced, not written through.
-            symlink("/etc/passwd", t.path().join(f.as_str())).unwrap();
-            assert!(r.write_file_if_changed(&f, b"x\n", FileOpts::mode(0o640)).unwrap());
+            // A symlink at the target's name is followed inside the root: the link stays, and
+            // the file it names (in the root, not the host's /etc) is written.
+            let etc = format!("etc{i}");
+            std::fs::create_dir(t.path().join(&etc)).unwrap();
+            symlink(format!("/{etc}/passwd"), t.path().join(f.as_str())).unwrap();
+            assert!(
+                r.write_file_if_changed(&f, b"x\n", FileOpts::mode(0o640))
+                    .unwrap()
+            );
             let m = std::fs::symlink_metadata(t.path().join(f.as_str())).unwrap();
-            assert!(m.is_file());
-            assert_eq!(m.mode() & 0o7777, 0o640);
-            assert!(!r.write_file_if_changed(&f, b"x\n", FileOpts::mode(0o640)).unwrap());
-            assert!(r.write_file_if_changed(&f, b"x\n", FileOpts::mode(0o600)).unwrap());
+            assert!(m.file_type().is_symlink());
+            let real = t.path().join(&etc).join("passwd");
+            assert_eq!(std::fs::read(&real).unwrap(), b"x\n");
+            assert_eq!(std::fs::metadata(&real).unwrap().mode() & 0o7777, 0o640);
+            assert!(
+                !r.write_file_if_changed(&f, b"x\n", FileOpts::mode(0o640))
+                    .unwrap()
+            );
+            std::fs::remove_file(t.path().join(f.as_str())).unwrap();
+            assert!(
+                r.write_file_if_changed(&f, b"x\n", FileOpts::mode(0o640))
+                    .unwrap()
+            );
+            assert!(
+                std::fs::symlink_metadata(t.path().join(f.as_str()))
+                    .unwrap()
+                    .is_file()
+            );
+            assert!(
+                !r.write_file_if_changed(&f, b"x\n", FileOpts::mode(0o640))
+                    .unwrap()
+            );
+            assert!(
+                r.write_file_if_changed(&f, b"x\n", FileOpts::mode(0o600))
+                    .unwrap()
+            );
             assert_eq!(r.read(&f, 100).unwrap().unwrap(), b"x\n");
             assert!(r.read(&f, 1).is_err());
             assert!(r.remove_file(&f).unwrap());
             assert!(!r.remove_file(&f).unwrap());
             assert_eq!(r.read(&f, 100).unwrap(), None);
-            let leftovers: Vec<_> = std::fs::read_dir(t.path().join(d.as_str())).unwrap().collect();
+            let leftovers: Vec<_> = std::fs::read_dir(t.path().join(d.as_str()))
+                .unwrap()
+                .collect();
             assert!(leftovers.is_empty());
         }
     }

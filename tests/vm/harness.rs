@@ -121,7 +121,21 @@ fn setup() -> Result<Vm, String> {
     let logs = target_dir().join("logs");
     let _ = fs::remove_dir_all(&logs);
     let _ = fs::create_dir_all(&logs);
-    let initrd = target_dir().join("initrd-seedpart.img");
+    // One per test process: another process (another build of seedpart) may be booting too.
+    // Those of processes long gone are removed.
+    for e in fs::read_dir(target_dir()).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > Duration::from_secs(6 * 3600));
+        if name.starts_with("initrd-seedpart.") && old {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+    let initrd = target_dir().join(format!("initrd-seedpart.{}.img", std::process::id()));
     let o = Command::new(dir.join("initramfs.sh"))
         .arg(BIN)
         .arg(&initrd)
@@ -275,7 +289,11 @@ impl DiskSpec {
     /// Adds the root partition (GPT name `root`).
     pub fn root(self, size: u64, fs: Fs) -> Self {
         let p = PartSpec::new(size, fs).root();
-        let p = if self.table == Table::Gpt { p.name("root") } else { p };
+        let p = if self.table == Table::Gpt {
+            p.name("root")
+        } else {
+            p
+        };
         self.part(p)
     }
 
@@ -300,7 +318,7 @@ impl DiskSpec {
         for (i, p) in self.parts.iter().enumerate() {
             let start = p.start.unwrap_or(next.div_ceil(MIB) * MIB);
             ensure!(
-                start % ss == 0 && p.size % ss == 0 && p.size > 0,
+                start.is_multiple_of(ss) && p.size.is_multiple_of(ss) && p.size > 0,
                 "partition {}: start {start} and size {} must be whole sectors",
                 i + 1,
                 p.size
@@ -418,6 +436,9 @@ fn run(cmd: &mut Command) -> Result<String> {
     Ok(String::from_utf8_lossy(&o.stdout).into_owned())
 }
 
+/// A block of zeros to compare with (memcmp: fast even in a debug build).
+static ZEROS: [u8; MIB as usize] = [0; MIB as usize];
+
 /// Copies `src` into `dst` at byte `offset`, skipping all-zero blocks (the target is sparse).
 fn copy_into(src: &Path, dst: &Path, offset: u64) -> Result<()> {
     let mut r = File::open(src)?;
@@ -429,7 +450,7 @@ fn copy_into(src: &Path, dst: &Path, offset: u64) -> Result<()> {
         if n == 0 {
             break;
         }
-        if buf[..n].iter().any(|&b| b != 0) {
+        if buf[..n] != ZEROS[..n] {
             w.seek(SeekFrom::Start(at))?;
             w.write_all(&buf[..n])?;
         }
@@ -572,7 +593,10 @@ impl Disk {
     /// kept), as a deployer's or growpart's table edit would.
     pub fn resize_partition(&self, number: u32, new_size: u64) -> Result<()> {
         let ss = u64::from(self.sector_size);
-        ensure!(new_size % ss == 0, "{new_size} is not whole sectors");
+        ensure!(
+            new_size.is_multiple_of(ss),
+            "{new_size} is not whole sectors"
+        );
         let script = self.table_script()?;
         let mut found = false;
         let edited: Vec<String> = script
@@ -630,7 +654,7 @@ impl Disk {
         while left > 0 {
             let n = buf.len().min(left as usize);
             r.read_exact(&mut buf[..n])?;
-            if buf[..n].iter().any(|&b| b != 0) {
+            if buf[..n] != ZEROS[..n] {
                 w.seek(SeekFrom::Start(at))?;
                 w.write_all(&buf[..n])?;
             }
