@@ -155,14 +155,14 @@ fn run_inner(opts: &Options, progress: &mut Progress) -> Result<Outcome> {
         None => false,
     };
     let mut changed = false;
-    if drive.is_some() || plan.is_some() || lagging {
-        if let Some(rm) = rm.as_ref().filter(|m| m.read_only && root_is_mounted_here) {
-            bail!(
-                "the root filesystem at {} is mounted read-only ({}); remount it read-write first",
-                opts.root.display(),
-                rm.dev.name
-            );
-        }
+    if (drive.is_some() || plan.is_some() || lagging)
+        && let Some(rm) = rm.as_ref().filter(|m| m.read_only && root_is_mounted_here)
+    {
+        bail!(
+            "the root filesystem at {} is mounted read-only ({}); remount it read-write first",
+            opts.root.display(),
+            rm.dev.name
+        );
     }
 
     // 2-3. Copy and verify (also when the partition is kept: the copy is what the system
