@@ -401,7 +401,7 @@ if want blob; then
         "$meta_rich" "$network_rich" >corpus/blob/json
     printf '{"meta_data": %s, "user_data": {"a": [1]}}' "$meta_small" >corpus/blob/json-small
     if have genisoimage; then
-        genisoimage -quiet -J -r -V config-2 -o "$tmp/b.iso" "$small" 2>/dev/null
+        genisoimage -quiet -no-pad -J -r -V config-2 -o "$tmp/b.iso" "$small" 2>/dev/null
         gzip -9 -n -c "$tmp/b.iso" >corpus/blob/iso.gz
         base64 -w0 corpus/blob/iso.gz >corpus/blob/iso.gz.b64
         base64 "$tmp/b.iso" >"$tmp/b.b64"

@@ -30,6 +30,15 @@ pub enum Command {
     Build(BuildArgs),
     /// Show the state file and the copy of the drive.
     Status(StatusArgs),
+    /// Run the config drive's user-data script, once (seedpart-user-data.service calls this).
+    UserData(UserDataArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct UserDataArgs {
+    /// The root whose /var/lib/seedpart holds the script.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
 }
 
 #[derive(Args, Debug)]

@@ -111,17 +111,31 @@ pub fn build(a: &BuildArgs) -> Result<()> {
 /// after partial progress that the next run finishes.
 pub fn run(a: &crate::cli::RunArgs) -> std::process::ExitCode {
     use std::process::ExitCode;
-    let k = crate::cmdline::read();
-    if k.disable {
+    let flags = crate::config::Flags {
+        device: a.target.device.clone(),
+        no_grow: a.no_grow,
+        keep_partition: a.keep_partition,
+    };
+    // Flags win over the kernel command line, which wins over /etc/seedpart/seedpart.conf.
+    let cfg = match crate::config::Config::resolve(&a.target.root, &crate::cmdline::read(), &flags)
+    {
+        Ok(c) => c,
+        Err(e) => {
+            log::error!("{}", one_line(&anyhow::Error::from(e)));
+            return ExitCode::from(1);
+        }
+    };
+    if cfg.disable {
         log::info!("seedpart.disable is on the kernel command line: nothing done");
         return ExitCode::SUCCESS;
     }
     let opts = crate::run::Options {
         root: a.target.root.clone(),
-        device: a.target.device.clone().or(k.device),
+        device: cfg.device.clone(),
         dry_run: a.dry_run,
-        no_grow: a.no_grow || k.nogrow,
-        keep_partition: a.keep_partition,
+        no_grow: !cfg.grow,
+        keep_partition: !cfg.delete_partition,
+        config: cfg,
     };
     match crate::run::run(&opts) {
         Ok(crate::run::Outcome::DryRun(plan)) => {
@@ -138,6 +152,28 @@ pub fn run(a: &crate::cli::RunArgs) -> std::process::ExitCode {
                 ExitCode::from(1)
             }
         }
+    }
+}
+
+/// `seedpart user-data`: runs a pending user-data script once; fails (so the unit shows
+/// failed) when the script did.
+pub fn user_data(a: &crate::cli::UserDataArgs) -> Result<()> {
+    match crate::apply::userdata::run_pending(&a.root)? {
+        None => {
+            log::info!("no user-data script is pending");
+            Ok(())
+        }
+        Some(st) if st.result == "success" => Ok(()),
+        Some(st) => bail!(
+            "the user-data script of instance {} {}",
+            st.instance_uuid,
+            match (st.exit_code, st.signal, &st.error) {
+                (Some(c), _, _) => format!("exited with status {c}"),
+                (_, Some(sig), _) => format!("was killed by signal {sig}"),
+                (_, _, Some(e)) => format!("could not run: {e}"),
+                _ => format!("ended as {}", st.result),
+            }
+        ),
     }
 }
 

@@ -13,6 +13,7 @@ fn main() -> ExitCode {
         Command::Build(a) => commands::build(&a),
         Command::Run(a) => return commands::run(&a),
         Command::Status(a) => seedpart::status::status(&a),
+        Command::UserData(a) => commands::user_data(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

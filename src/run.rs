@@ -35,6 +35,8 @@ pub struct Options {
     pub dry_run: bool,
     pub no_grow: bool,
     pub keep_partition: bool,
+    /// The merged configuration (file, kernel command line, flags).
+    pub config: crate::config::Config,
 }
 
 /// How a run ended.
@@ -104,14 +106,17 @@ fn run_inner(opts: &Options, progress: &mut Progress) -> Result<Outcome> {
                 .with_context(|| format!("config drive on {where_}"))?;
             let cd = ConfigDrive::load_with(fs.as_mut(), &entries)
                 .with_context(|| format!("config drive on {where_}"))?;
+            // Everything the metadata will change is read and checked now, before any write.
+            let applying = crate::apply::plan(&opts.root, &cd, fs.as_mut(), &opts.config)
+                .with_context(|| format!("config drive on {where_}"))?;
             drop(fs);
-            Some((c, entries, cd))
+            Some((c, entries, cd, applying))
         }
     };
     let delete = drive
         .as_ref()
         .filter(|_| loc.deletable && !opts.keep_partition)
-        .and_then(|(c, _, _)| c.number);
+        .and_then(|(c, _, _, _)| c.number);
     let (grow_table, grow_disk_is_drive_disk) = match &loc.root_disk {
         Some((_, t)) => (Some(t.clone()), false),
         None => (loc.table.clone(), true),
@@ -130,13 +135,18 @@ fn run_inner(opts: &Options, progress: &mut Progress) -> Result<Outcome> {
     };
 
     if opts.dry_run {
-        return Ok(Outcome::DryRun(describe(
+        let mut s = String::new();
+        if let Some((_, _, _, applying)) = &drive {
+            s += &applying.describe();
+        }
+        s += &describe(
             &loc,
             drive.as_ref().map(|d| &d.0),
             delete,
             plan.as_ref(),
             grow_table.as_ref(),
-        )));
+        );
+        return Ok(Outcome::DryRun(s));
     }
     let rm = locate::root_mount(&opts.root).ok();
     let mut drive_file = loc.disk.file.try_clone()?;
@@ -165,11 +175,18 @@ fn run_inner(opts: &Options, progress: &mut Progress) -> Result<Outcome> {
         );
     }
 
-    // 2-3. Copy and verify (also when the partition is kept: the copy is what the system
-    // uses), then record it.
-    if let Some((c, entries, cd)) = &drive {
+    // 2-3. Apply the metadata (once per instance uuid), copy and verify the drive (also when
+    // the partition is kept: the copy is what the system uses), then record it.
+    if let Some((c, entries, cd, applying)) = &drive {
         let dest = copy::default_dest(&opts.root);
         let mut fs = discover::open_drive(&mut drive_file, c)?;
+        if let crate::apply::Applied::Done(r) = applying
+            .execute(fs.as_mut())
+            .context("applying the metadata")?
+        {
+            log::info!("applied instance {}", r.uuid);
+            changed = true;
+        }
         let fresh = copy::hash_drive(fs.as_mut(), entries).context("hashing the config drive")?;
         // A crash in the middle of replacing an older copy is finished first.
         copy::recover(&dest).with_context(|| format!("recovering {}", dest.display()))?;
@@ -232,7 +249,7 @@ fn run_inner(opts: &Options, progress: &mut Progress) -> Result<Outcome> {
             .with_context(|| format!("{}: cannot lock the disk", disk.path.display()))?;
         sync_kernel_view(&disk, &table, &st, progress)?;
         let ss = table.sector_size;
-        if let (Some(number), Some((c, _, _))) = (delete, &drive) {
+        if let (Some(number), Some((c, _, _, _))) = (delete, &drive) {
             let dest = copy::default_dest(&opts.root);
             copy::recover(&dest).with_context(|| format!("recovering {}", dest.display()))?;
             copy::verify_copy(&dest).with_context(|| {

@@ -38,12 +38,14 @@ pub fn lookup(root: &Root, user: &str) -> Result<Account, ApplyError> {
         reason,
     };
     let mut searched = Vec::new();
+    let mut any_passwd = false;
     for file in ["etc/passwd", "usr/lib/passwd"] {
         let path = rel(file);
         searched.push(root.host_path(&path).display().to_string());
         let Some(bytes) = root.read(&path, MAX_READ)? else {
             continue;
         };
+        any_passwd = true;
         for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {
             let line = String::from_utf8_lossy(line);
             let fields: Vec<&str> = line.trim_end_matches('\r').split(':').collect();
@@ -72,6 +74,16 @@ pub fn lookup(root: &Root, user: &str) -> Result<Account, ApplyError> {
                 home_rel,
             });
         }
+    }
+    // A root with no passwd file at all (a minimal image) still has root, uid 0, in /root.
+    if !any_passwd && user == "root" {
+        return Ok(Account {
+            name: "root".into(),
+            uid: 0,
+            gid: 0,
+            home: "/root".into(),
+            home_rel: rel("root"),
+        });
     }
     Err(bad(format!(
         "not found in {} (set `user` in /etc/seedpart/seedpart.conf to a user the image has)",

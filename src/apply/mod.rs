@@ -56,6 +56,8 @@ pub enum ApplyError {
         content_path: String,
         reason: String,
     },
+    #[error("{0}; nothing was applied")]
+    Network(#[from] network::RenderError),
     #[error("reading {what} from the config drive: {source}")]
     Drive {
         what: String,
@@ -119,6 +121,9 @@ pub struct Plan {
     run_scripts: bool,
     random_seed: Option<Vec<u8>>,
     cloud_init: bool,
+    /// The network stack rendered for, and its files (rendered while planning, so a
+    /// network_data.json that cannot be rendered stops the run before anything is written).
+    network: Option<(network::Stack, Vec<network::RenderedFile>)>,
 }
 
 /// Whether cloud-init is handed the drive (and so renders network, host name, keys and runs
@@ -170,6 +175,7 @@ pub fn plan_in(
         run_scripts: cfg.run_user_data && !cloud_init,
         random_seed: cd.meta_data.random_seed_bytes(),
         cloud_init,
+        network: None,
     };
     if already {
         return Ok(p);
@@ -183,6 +189,25 @@ pub fn plan_in(
         }
     }
     p.files = files::read_all(&cd.meta_data, drive)?;
+    if !cloud_init && let Some(net) = cd.network() {
+        let stack = match cfg.network {
+            crate::config::Network::None => None,
+            crate::config::Network::Auto => {
+                let found = network::detect(p.root.path());
+                if found.is_none() {
+                    log::warn!(
+                        "no network stack (networkd, NetworkManager, netplan, ifupdown) found in {}: network_data.json is not rendered; set network = in /etc/seedpart/seedpart.conf",
+                        p.root.path().display()
+                    );
+                }
+                found
+            }
+            explicit => network::Stack::from_name(explicit.name()),
+        };
+        if let Some(stack) = stack {
+            p.network = Some((stack, network::render(net, stack)?));
+        }
+    }
     Ok(p)
 }
 
@@ -239,6 +264,11 @@ impl Plan {
         let mut s = String::new();
         if let Some(h) = &self.hostname {
             s += &format!("would set the host name to {}\n", h.name);
+        }
+        if let Some((stack, files)) = &self.network {
+            for f in files {
+                s += &format!("would write /{} (network, {})\n", f.path, stack.name());
+            }
         }
         for f in &self.files {
             s += &format!("would write /{} ({} bytes)\n", f.target, f.data.len());
@@ -307,6 +337,17 @@ impl Plan {
             self.user_data.as_deref(),
             self.run_scripts,
         )?;
+        if let Some((stack, files)) = &self.network {
+            for f in files {
+                root.create_dir_all(&f.path.parent(), 0o755, None)?;
+                root.write_file_if_changed(&f.path, f.contents.as_bytes(), FileOpts::mode(f.mode))?;
+            }
+            log::info!(
+                "network configuration written for {} ({} files)",
+                stack.name(),
+                files.len()
+            );
+        }
         if let Some(seed) = &self.random_seed
             && root.is_running_system()
         {
