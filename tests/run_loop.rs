@@ -797,3 +797,88 @@ fn a_drive_in_use_is_not_deleted() {
 }
 
 use std::os::unix::fs::OpenOptionsExt;
+
+#[test]
+fn a_read_only_disk_is_left_alone() {
+    require!("mkfs.xfs", "blockdev");
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let rig = Rig::new(BASE);
+    sh("blockdev", &["--setro", &rig.dev]);
+    let before = rig.fingerprint();
+    let o = rig.run(None);
+    sh("blockdev", &["--setrw", &rig.dev]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("read-only"), "{}", text(&o));
+    assert!(rig.fingerprint() == before, "a read-only disk was written");
+}
+
+/// growpart's job: no config drive at all, free space after root: root and its filesystem grow.
+#[test]
+fn root_grows_without_any_config_drive() {
+    require!("mkfs.xfs", "xfs_repair");
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut rig = Rig::new(BASE);
+    // Take the drive away by hand (as if an earlier boot had done so), kernel included.
+    sh("sgdisk", &["-d", "2", &rig.dev]);
+    sh("partx", &["-d", "--nr", "2", &rig.dev]);
+    let before = rig.fs_bytes();
+    let o = rig.run(None);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_final(&rig);
+    assert!(rig.fs_bytes() > before + 300 * MIB);
+    assert!(!rig.copy_dir().exists(), "no drive, no copy");
+    // And then nothing more to do.
+    let layout = rig.layout();
+    let o = rig.run(None);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(rig.layout(), layout);
+    rig.check_fs_offline();
+}
+
+/// A drive on another disk than the root's is read and copied, never deleted.
+#[test]
+fn a_drive_on_another_disk_is_read_but_never_deleted() {
+    require!("mkfs.xfs", "mkfs.vfat", "mcopy");
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let rig = Rig::new(BASE);
+    // The root's own drive goes first, so the only drive left is elsewhere.
+    sh("sgdisk", &["-d", "2", &rig.dev]);
+    sh("partx", &["-d", "--nr", "2", &rig.dev]);
+    // A second disk holding only a vfat drive labelled config-2 (no table: like a CD-ROM).
+    let t = tempfile::tempdir().unwrap();
+    let img = t.path().join("other.img");
+    fs::File::create(&img).unwrap().set_len(16 * MIB).unwrap();
+    sh("mkfs.vfat", &["-n", "config-2", img.to_str().unwrap()]);
+    let src = drive_tree(t.path());
+    let o = Command::new("mcopy")
+        .args([
+            "-s",
+            "-i",
+            img.to_str().unwrap(),
+            src.join("openstack").to_str().unwrap(),
+            "::",
+        ])
+        .env("MTOOLS_SKIP_CHECK", "1")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let other = sh("losetup", &["--find", "--show", img.to_str().unwrap()])
+        .trim()
+        .to_string();
+    struct Detach(String);
+    impl Drop for Detach {
+        fn drop(&mut self) {
+            let _ = Command::new("losetup").args(["-d", &self.0]).status();
+        }
+    }
+    let _other = Detach(other.clone());
+    let other_bytes = fs::read(&img).unwrap();
+    let o = rig.run(None);
+    assert!(o.status.success(), "{}", text(&o));
+    rig.assert_copy_matches();
+    assert!(
+        fs::read(&img).unwrap() == other_bytes,
+        "the other disk's drive was changed"
+    );
+    assert_final(&rig);
+}
