@@ -47,15 +47,17 @@ pub fn plan_growth(table: &Table, root: u32, delete: Option<u32>) -> Option<Grow
             .find(|p| p.is_extended() && p.start <= r.start && r.end() <= p.end())?;
         // Inside the container, the next logical stops root; if there is none, the container
         // itself grows up to whatever follows it.
+        // Anything not wholly before root blocks it; one that overlaps root (a corrupt table)
+        // blocks it at once.
         let next_logical = remaining()
-            .filter(|p| p.is_logical() && blocker(p) >= r.end())
+            .filter(|p| p.is_logical() && p.end() > r.start)
             .map(blocker)
             .min();
         match next_logical {
             Some(n) => limit = limit.min(n),
             None => {
                 let after_ext = remaining()
-                    .filter(|p| !p.is_logical() && p.number != ext.number && p.start >= ext.end())
+                    .filter(|p| !p.is_logical() && p.number != ext.number && p.end() > ext.start)
                     .map(|p| p.start)
                     .min();
                 if let Some(a) = after_ext {
@@ -66,7 +68,7 @@ pub fn plan_growth(table: &Table, root: u32, delete: Option<u32>) -> Option<Grow
         }
     } else {
         let next = remaining()
-            .filter(|p| blocker(p) >= r.end())
+            .filter(|p| p.end() > r.start)
             .map(blocker)
             .min();
         if let Some(n) = next {
@@ -192,6 +194,30 @@ mod tests {
         let p = plan_growth(&t, 1, None).unwrap();
         assert!(p.relocate_backup);
         assert_eq!(p.start + p.new_sectors, 8191 * MIB);
+    }
+
+    #[test]
+    fn a_partition_overlapping_root_blocks_growth() {
+        // Found by fuzzing: logical 6's EBR (sector 65) lies inside logical 5 (36..66).
+        let mut l5 = part(5, 36, 30, PartKind::MbrLogical { sys: 0x83 });
+        l5.ebr = Some(35);
+        let mut l6 = part(6, 66, 60, PartKind::MbrLogical { sys: 0x83 });
+        l6.ebr = Some(65);
+        let t = table(
+            TableKind::Mbr,
+            32768,
+            32767,
+            vec![part(2, 35, 32733, PartKind::MbrExtended { sys: 0x05 }), l5, l6],
+        );
+        assert_eq!(plan_growth(&t, 5, None), None);
+        // A primary overlapping a primary root blocks it too.
+        let t = table(
+            TableKind::Gpt,
+            64 * MIB,
+            64 * MIB - 34,
+            vec![part(1, MIB, 4 * MIB, gpt_kind()), part(2, 4 * MIB, MIB, gpt_kind())],
+        );
+        assert_eq!(plan_growth(&t, 1, None), None);
     }
 
     #[test]
