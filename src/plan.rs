@@ -67,10 +67,7 @@ pub fn plan_growth(table: &Table, root: u32, delete: Option<u32>) -> Option<Grow
             }
         }
     } else {
-        let next = remaining()
-            .filter(|p| p.end() > r.start)
-            .map(blocker)
-            .min();
+        let next = remaining().filter(|p| p.end() > r.start).map(blocker).min();
         if let Some(n) = next {
             limit = limit.min(n);
         }
@@ -92,7 +89,8 @@ pub fn plan_growth(table: &Table, root: u32, delete: Option<u32>) -> Option<Grow
         start: r.start,
         old_sectors: r.sectors,
         new_sectors: new_end - r.start,
-        relocate_backup: table.kind == TableKind::Gpt && table.last_usable < table.grow_limit,
+        // Also when the disk is smaller than the table says: the backup must come to its real end.
+        relocate_backup: table.kind == TableKind::Gpt && table.last_usable != table.grow_limit,
         grow_extended,
     })
 }
@@ -207,7 +205,11 @@ mod tests {
             TableKind::Mbr,
             32768,
             32767,
-            vec![part(2, 35, 32733, PartKind::MbrExtended { sys: 0x05 }), l5, l6],
+            vec![
+                part(2, 35, 32733, PartKind::MbrExtended { sys: 0x05 }),
+                l5,
+                l6,
+            ],
         );
         assert_eq!(plan_growth(&t, 5, None), None);
         // A primary overlapping a primary root blocks it too.
@@ -215,7 +217,10 @@ mod tests {
             TableKind::Gpt,
             64 * MIB,
             64 * MIB - 34,
-            vec![part(1, MIB, 4 * MIB, gpt_kind()), part(2, 4 * MIB, MIB, gpt_kind())],
+            vec![
+                part(1, MIB, 4 * MIB, gpt_kind()),
+                part(2, 4 * MIB, MIB, gpt_kind()),
+            ],
         );
         assert_eq!(plan_growth(&t, 1, None), None);
     }

@@ -170,7 +170,7 @@ impl Gpt {
                 }
                 if backup_lba != last {
                     warnings.push(format!(
-                        "the backup GPT header is at LBA {backup_lba}, not at the disk's last LBA {last}: the disk is larger than the image written to it"
+                        "the backup GPT header is at LBA {backup_lba}, not at the disk's last LBA {last}: {}", size_note(backup_lba, last)
                     ));
                 }
                 (h, e, backup_lba)
@@ -209,7 +209,7 @@ impl Gpt {
                 ));
                 if lba != last {
                     warnings.push(format!(
-                        "the backup GPT header is at LBA {lba}, not at the disk's last LBA {last}: the disk is larger than the image written to it"
+                        "the backup GPT header is at LBA {lba}, not at the disk's last LBA {last}: {}", size_note(lba, last)
                     ));
                 }
                 h.backup_lba = h.primary_lba;
@@ -517,9 +517,10 @@ impl Gpt {
         self.table.warnings.clear();
         if self.backup_misplaced() {
             self.table.warnings.push(format!(
-                "the backup GPT header is at LBA {}, not at the disk's last LBA {}: the disk is larger than the image written to it",
+                "the backup GPT header is at LBA {}, not at the disk's last LBA {}: {}",
                 self.header.backup_lba,
-                self.disk_sectors - 1
+                self.disk_sectors - 1,
+                size_note(self.header.backup_lba, self.disk_sectors - 1)
             ));
         }
         Ok(())
@@ -647,4 +648,13 @@ pub fn write_protective_mbr<D: Device + ?Sized>(
 ) -> Result<(), DiskError> {
     gptman::GPT::write_protective_mbr_into(dev, sector_size)
         .map_err(|e| DiskError::Refused(format!("writing the protective MBR: {e}")))
+}
+
+/// Why a backup header is not on the disk's last LBA.
+fn size_note(backup_lba: u64, last: u64) -> &'static str {
+    if backup_lba < last {
+        "the disk is larger than the image written to it"
+    } else {
+        "the disk is smaller than the image written to it"
+    }
 }
