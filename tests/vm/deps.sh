@@ -8,7 +8,7 @@ need=()
 for pair in qemu-system-x86_64:qemu-system-x86 busybox:busybox-static cpio:cpio depmod:kmod \
     modprobe:kmod fdisk:fdisk sfdisk:fdisk sgdisk:gdisk resizepart:util-linux mkfs.ext4:e2fsprogs \
     resize2fs:e2fsprogs mkfs.xfs:xfsprogs xfs_growfs:xfsprogs mkfs.btrfs:btrfs-progs \
-    mkfs.vfat:dosfstools strip:binutils timeout:coreutils lz4:lz4; do
+    mkfs.vfat:dosfstools mmdebstrap:mmdebstrap strip:binutils timeout:coreutils lz4:lz4; do
     command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 # A dynamically linked busybox (package busybox) would need its libraries: want the static one.

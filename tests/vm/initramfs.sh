@@ -5,7 +5,7 @@
 # The first form writes OUT: an uncompressed initramfs for the VM tests, made of two
 # concatenated cpio archives (the kernel unpacks them in turn):
 #  - the base, cached under target/vm/initramfs/ and keyed by everything it is made of:
-#    static busybox, the kernel's modules (virtio, xfs, btrfs, vfat, isofs, loop, virtio_scsi
+#    static busybox, the kernel's modules (virtio, virtio_net, xfs, btrfs, vfat, isofs, loop, virtio_scsi
 #    and their dependencies, decompressed, with a modules.dep for busybox modprobe), /init
 #    (tests/vm/init) and /vmtest/lib.sh;
 #  - the binaries given (seedpart), in /usr/local/bin, with the libraries ldd names, stripped
@@ -99,7 +99,7 @@ busybox="$(command -v busybox)"
 
 # Modules: required ones fail the build when missing, the others are skipped with a note.
 required_modules=(virtio_pci virtio_blk)
-optional_modules=(xfs btrfs vfat isofs nls_cp437 nls_iso8859_1 nls_utf8 loop virtio_scsi sd_mod)
+optional_modules=(xfs btrfs vfat isofs nls_cp437 nls_iso8859_1 nls_utf8 loop virtio_scsi sd_mod virtio_net)
 read -r -a extra_modules <<<"${VMTEST_MODULES:-}"
 
 key="$(
