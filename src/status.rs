@@ -13,6 +13,8 @@ use std::path::Path;
 pub struct Report {
     pub state: Option<State>,
     pub copy: CopyStatus,
+    /// The user-data script's run, as `seedpart user-data` recorded it (`None`: no script).
+    pub user_data: Option<crate::apply::userdata::RunStatus>,
 }
 
 /// The copy under the root as checked now against its own `SHA256SUMS` (and against the
@@ -60,7 +62,16 @@ pub fn gather(root: &Path) -> Result<Report, StateError> {
         }
         Err(e) => copy.problem = Some(e.to_string()),
     }
-    Ok(Report { state, copy })
+    // An unreadable user-data status is shown as absent rather than hiding the rest.
+    let user_data = crate::apply::userdata::read_status(root).unwrap_or_else(|e| {
+        log::warn!("{e}");
+        None
+    });
+    Ok(Report {
+        state,
+        copy,
+        user_data,
+    })
 }
 
 /// The human form: one line per step.
@@ -169,6 +180,22 @@ pub fn render(root: &Path, r: &Report) -> String {
             None => "not grown".into(),
         },
     );
+    if let Some(u) = &r.user_data {
+        line(
+            "user-data:",
+            format!(
+                "instance {}: {}{}",
+                u.instance_uuid,
+                u.result,
+                match (u.exit_code, u.signal, &u.error) {
+                    (Some(c), _, _) => format!(" (exit status {c})"),
+                    (_, Some(sig), _) => format!(" (signal {sig})"),
+                    (_, _, Some(e)) => format!(" ({e})"),
+                    _ => String::new(),
+                }
+            ),
+        );
+    }
     out
 }
 

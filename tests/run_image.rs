@@ -222,3 +222,58 @@ fn no_grow_and_keep_partition_leave_the_table_alone() {
     let after = layout(&img);
     assert_eq!(after, vec![before[0]]);
 }
+
+/// A `#!` user-data script is scheduled by `run`, run once by `seedpart user-data`, and its exit
+/// status shows in `seedpart status`.
+#[test]
+fn user_data_script_runs_once_and_status_shows_its_exit() {
+    if !have("sgdisk") || !have("sfdisk") {
+        eprintln!("SKIP: sgdisk and sfdisk are needed");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let img = t.path().join("disk.img");
+    fs::File::create(&img).unwrap().set_len(256 * MIB).unwrap();
+    sh("sgdisk", &["-n", "1:2048:+100M", img.to_str().unwrap()]);
+    let src = drive(t.path());
+    fs::write(
+        src.join("openstack/latest/user_data"),
+        b"#!/bin/sh\nexit 3\n",
+    )
+    .unwrap();
+    let o = seedpart(&[
+        "build",
+        "--disk",
+        img.to_str().unwrap(),
+        "--from",
+        src.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let root = t.path().join("root");
+    fs::create_dir(&root).unwrap();
+    let r = root.to_str().unwrap();
+    let o = seedpart(&["run", "--device", img.to_str().unwrap(), "--root", r]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(root.join("var/lib/seedpart/user-data.pending").exists());
+    let o = seedpart(&["user-data", "--root", r]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "a failed script fails the unit: {}",
+        text(&o)
+    );
+    assert!(text(&o).contains("exited with status 3"), "{}", text(&o));
+    // Once only.
+    let o = seedpart(&["user-data", "--root", r]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = seedpart(&["status", "--root", r, "--json"]);
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["user_data"]["result"], "failed", "{j}");
+    assert_eq!(j["user_data"]["exit_code"], 3, "{j}");
+    let o = seedpart(&["status", "--root", r]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("failed (exit status 3)"),
+        "{}",
+        text(&o)
+    );
+}
