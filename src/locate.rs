@@ -7,7 +7,6 @@ use crate::sys;
 use crate::sysfs::{self, BlockDev};
 use anyhow::{Context, Result, anyhow, bail};
 use std::fs::File;
-use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -471,13 +470,5 @@ fn find_by_spec(spec: &DeviceSpec) -> Result<(PathBuf, u32)> {
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
-    }
-}
-
-/// Errors worth a hint: permission problems are the usual one.
-pub fn hint(e: &io::Error) -> &'static str {
-    match e.kind() {
-        io::ErrorKind::PermissionDenied => " (run as root)",
-        _ => "",
     }
 }

@@ -187,11 +187,19 @@ fn run_inner(opts: &Options, progress: &mut Progress) -> Result<Outcome> {
             log::info!("applied instance {}", r.uuid);
             changed = true;
         }
-        let fresh = copy::hash_drive(fs.as_mut(), entries).context("hashing the config drive")?;
         // A crash in the middle of replacing an older copy is finished first.
         copy::recover(&dest).with_context(|| format!("recovering {}", dest.display()))?;
-        let manifest = match copy::verify_copy(&dest).ok() {
-            Some(m) if copy::same_as(&m, &fresh) => {
+        // The drive is hashed only to compare it with a copy that verifies; on a first boot
+        // there is none, and copying reads the drive once instead of twice.
+        let existing = match copy::verify_copy(&dest) {
+            Ok(m) => Some((
+                copy::hash_drive(fs.as_mut(), entries).context("hashing the config drive")?,
+                m,
+            )),
+            Err(_) => None,
+        };
+        let manifest = match existing {
+            Some((fresh, m)) if copy::same_as(&m, &fresh) => {
                 log::info!(
                     "{} already holds a verified copy of the drive",
                     dest.display()
