@@ -449,6 +449,29 @@ mod tests {
         Config::parse(Path::new("/r/etc/seedpart/seedpart.conf"), s.as_bytes())
     }
 
+    /// The packaged file shows every key with its default: as shipped (all commented out) and
+    /// with every key line uncommented it must mean the same as no file at all.
+    #[test]
+    fn packaged_file_shows_the_defaults() {
+        let shipped = include_str!("../packaging/seedpart.conf");
+        assert_eq!(parse(shipped).unwrap(), Config::default());
+        let keys: Vec<&str> = shipped
+            .lines()
+            .filter_map(|l| l.strip_prefix('#'))
+            .filter(|l| l.contains(" = "))
+            .collect();
+        let named: Vec<&str> = keys
+            .iter()
+            .map(|l| l.split(" = ").next().unwrap())
+            .collect();
+        assert_eq!(
+            named.join(","),
+            KEYS.replace(' ', ""),
+            "every key, in the documented order"
+        );
+        assert_eq!(parse(&keys.join("\n")).unwrap(), Config::default());
+    }
+
     #[test]
     fn full_file_and_defaults() {
         assert_eq!(parse("").unwrap(), Config::default());

@@ -38,6 +38,12 @@ else
 fi
 mkdir -p "$top/initramfs"
 
+# Tests boot VMs in parallel and all of them may find a cache entry missing on a fresh machine:
+# one builds while the others wait, then find it made. Without the lock, one process's cleanup
+# of older keys deleted the entry another had just made, and booted a missing file.
+exec 9>"$top/initramfs/.lock"
+flock 9
+
 # Copies executable $1 to $2 (a path inside staging dir $3) with the libraries ldd names.
 copy_with_libs() {
     local src=$1 dst=$2 stage=$3 lib
@@ -81,7 +87,7 @@ if [ -n "$oracle_mode" ]; then
             copy_with_libs "$o" "opt/oracle/bin/$(basename "$o")" "$stage"
         done
         mkcpio "$stage" >"$stage.cpio"
-        find "$top/initramfs" -maxdepth 1 -name 'oracles-*.cpio' -delete # older keys
+        find "$top/initramfs" -maxdepth 1 -name 'oracles-*.cpio' ! -name "oracles-$okey.cpio" -delete # older keys
         mv "$stage.cpio" "$layer"
         say "oracle tools $(basename "$layer"): $(du -h "$layer" | cut -f1): ${oracles[*]##*/}"
     fi
@@ -165,7 +171,7 @@ if [ ! -f "$base" ]; then
     depmod -b "$stage" "$kver"
 
     mkcpio "$stage" >"$stage.cpio"
-    find "$top/initramfs" -maxdepth 1 -name 'base-*.cpio' -delete # older keys
+    find "$top/initramfs" -maxdepth 1 -name 'base-*.cpio' ! -name "base-$key.cpio" -delete # older keys
     mv "$stage.cpio" "$base"
     rm -rf "$stage"
     trap - EXIT

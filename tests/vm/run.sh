@@ -68,7 +68,7 @@ if [ "${VMTEST_ORACLE:-}" = 1 ]; then
     oracles="$("$here/initramfs.sh" --oracles)" || exit 2
 fi
 {
-    cat "$initrd" "$oracles"
+    cat "$initrd" "$oracles" || { say "cannot read $initrd or $oracles"; exit 2; }
     (cd "$work/layer" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet)
 } >"$work/initrd.img"
 
