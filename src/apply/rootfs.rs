@@ -141,10 +141,16 @@ impl Root {
         p
     }
 
-    /// Whether this root is the running system's (`path` canonicalises to `/`): only then are
-    /// the live hostname and the kernel's entropy pool touched.
+    /// Whether the running kernel is this root's: `path` is `/`, or `/sysroot` seen from an
+    /// initramfs (which has `/etc/initrd-release`, as systemd and dracut mark one), the root
+    /// it is about to switch to. Only then are the live hostname and the kernel's entropy pool
+    /// touched: the initramfs hook does it as well as the unit would on the live root.
     pub fn is_running_system(&self) -> bool {
-        std::fs::canonicalize(&self.path).is_ok_and(|p| p == Path::new("/"))
+        let Ok(p) = std::fs::canonicalize(&self.path) else {
+            return false;
+        };
+        p == Path::new("/")
+            || (p == Path::new("/sysroot") && Path::new("/etc/initrd-release").exists())
     }
 
     fn err(&self, action: impl Into<String>, rel: &RelPath) -> impl FnOnce(io::Error) -> RootError {
