@@ -2,6 +2,9 @@
 //! the root (or at all), and the normal cases (hosts, keys, ownership, per-instance semantics,
 //! user data, cloud-init handoff, configuration).
 
+mod common;
+
+use common::is_root;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::Path;
@@ -88,11 +91,6 @@ fn apply_with(root: Root, d: &Path, cfg: &Config) -> Result<Applied, ApplyError>
 
 fn mode(p: &Path) -> u32 {
     fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
 }
 
 // ---------------------------------------------------------------------------------------------

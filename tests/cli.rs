@@ -3,111 +3,21 @@
 //! Drives are also made the way Ironic makes them (without seedpart) and read by `inspect`.
 //! Every failure must exit 1 with one error line and leave the image byte for byte as it was.
 
+mod common;
+
+use common::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Mutex;
-use tempfile::TempDir;
 
-const BIN: &str = env!("CARGO_BIN_EXE_seedpart");
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures");
-const MIB: u64 = 1 << 20;
 const SECTOR: u64 = 512;
 /// 1 MiB in 512-byte sectors.
 const ALIGN: u64 = MIB / SECTOR;
 
 // ---------------------------------------------------------------------------------------------
-// Running things
-
-fn have(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(tool).is_file()))
-}
-
-/// Returns early (with a printed SKIP reason) when a tool is missing.
-macro_rules! require {
-    ($($tool:expr),+ $(,)?) => {
-        for t in [$($tool),+] {
-            if !have(t) {
-                eprintln!("SKIP: {t} is not installed");
-                return;
-            }
-        }
-    };
-}
-
-/// Runs a tool that must succeed; returns its stdout.
-fn tool(name: &str, args: &[&str]) -> String {
-    let out = Command::new(name)
-        .args(args)
-        .env("MTOOLS_SKIP_CHECK", "1")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {name}: {e}"));
-    assert!(
-        out.status.success(),
-        "{name} {args:?} failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Runs a tool with `input` on its stdin; it must succeed.
-fn tool_stdin(name: &str, args: &[&str], input: &str) {
-    let mut child = Command::new(name)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {name}: {e}"));
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{name} {args:?} <<< {input:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl std::fmt::Debug for Out {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {}\n--- stdout\n{}--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
-
-fn seedpart(args: &[&str]) -> Out {
-    let out = Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run seedpart");
-    Out {
-        code: out.status.code().expect("seedpart killed by a signal"),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
+// Running seedpart
 
 fn build_ok(args: &[&str]) -> Out {
     let mut all = vec!["build"];
@@ -118,13 +28,8 @@ fn build_ok(args: &[&str]) -> Out {
     o
 }
 
-fn inspect_json(dev: &str) -> Value {
-    let o = seedpart(&["inspect", "--device", dev, "--json"]);
-    assert_eq!(o.code, 0, "inspect --device {dev}: {o:?}");
-    serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("inspect JSON: {e}: {o:?}"))
-}
-
 /// Exit 1, exactly one line on stderr, an error naming each of `needles`, no panic.
+#[track_caller]
 fn assert_one_error(o: &Out, needles: &[&str]) {
     assert_eq!(o.code, 1, "{o:?}");
     let lines: Vec<&str> = o.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
@@ -141,82 +46,23 @@ fn assert_one_error(o: &Out, needles: &[&str]) {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Images
-
-/// A sparse disk image in its own temporary directory.
-struct Img {
-    dir: TempDir,
-    path: PathBuf,
+/// `seedpart build --disk IMG ARGS...` fails with one error naming each of `needles`
+/// (`assert_one_error`), and `img` is still byte for byte its `snapshot`.
+#[track_caller]
+fn assert_build_refused(img: &TempImage, snapshot: &Path, args: &[&str], needles: &[&str]) {
+    let mut all = vec!["build", "--disk", img.path_str()];
+    all.extend_from_slice(args);
+    let o = seedpart(&all);
+    assert_one_error(&o, needles);
+    img.assert_unchanged(snapshot);
 }
 
-impl Img {
-    fn new(size: u64) -> Img {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("disk.img");
-        File::create(&path).unwrap().set_len(size).unwrap();
-        Img { dir, path }
-    }
+// ---------------------------------------------------------------------------------------------
+// Images (`TempImage`s of 512-byte sectors)
 
-    fn p(&self) -> &str {
-        self.path.to_str().unwrap()
-    }
-
-    fn len(&self) -> u64 {
-        fs::metadata(&self.path).unwrap().len()
-    }
-
-    fn set_len(&self, size: u64) {
-        OpenOptions::new()
-            .write(true)
-            .open(&self.path)
-            .unwrap()
-            .set_len(size)
-            .unwrap();
-    }
-
+impl TempImage {
     fn sectors(&self) -> u64 {
         self.len() / SECTOR
-    }
-
-    fn write_at(&self, off: u64, bytes: &[u8]) {
-        let mut f = OpenOptions::new().write(true).open(&self.path).unwrap();
-        f.seek(SeekFrom::Start(off)).unwrap();
-        f.write_all(bytes).unwrap();
-    }
-
-    fn read_at(&self, off: u64, len: u64) -> Vec<u8> {
-        let mut f = File::open(&self.path).unwrap();
-        f.seek(SeekFrom::Start(off)).unwrap();
-        let mut b = vec![0; len as usize];
-        f.read_exact(&mut b).unwrap();
-        b
-    }
-
-    /// Copies `len` bytes at `off` into a file of their own (a partition, dd'ed out).
-    fn extract(&self, off: u64, len: u64) -> PathBuf {
-        let out = self.dir.path().join(format!("part-{off}.img"));
-        let mut f = File::open(&self.path).unwrap();
-        f.seek(SeekFrom::Start(off)).unwrap();
-        let mut o = File::create(&out).unwrap();
-        let n = std::io::copy(&mut f.take(len), &mut o).unwrap();
-        assert_eq!(n, len, "partition runs past the image's end");
-        out
-    }
-
-    /// A byte-for-byte copy, to compare with after a failure.
-    fn snapshot(&self) -> PathBuf {
-        let out = self.dir.path().join("snapshot.img");
-        tool("cp", &["--sparse=always", self.p(), out.to_str().unwrap()]);
-        out
-    }
-
-    fn assert_unchanged(&self, snap: &Path) {
-        let st = Command::new("cmp")
-            .args(["-s", self.p(), snap.to_str().unwrap()])
-            .status()
-            .unwrap();
-        assert!(st.success(), "{}: the image changed", self.p());
     }
 
     /// Writes `data` into partition `n`.
@@ -227,89 +73,36 @@ impl Img {
     }
 }
 
-fn sgdisk(img: &Img, args: &[&str]) {
-    let mut a: Vec<&str> = args.to_vec();
-    a.push(img.p());
-    tool("sgdisk", &a);
+/// What `sfdisk --json` says of an image, which must have 512-byte sectors.
+fn sf_table(img: &TempImage) -> SfTable {
+    let t = sfdisk_json(img.path_str());
+    assert_eq!(t.sector_size, 512);
+    t
 }
 
-fn sfdisk(img: &Img, script: &str) {
-    tool_stdin("sfdisk", &["-q", img.p()], script);
-}
-
-/// `sgdisk -v` finds nothing wrong.
-fn assert_sgdisk_clean(img: &Img) {
-    let out = tool("sgdisk", &["-v", img.p()]);
-    assert!(out.contains("No problems found"), "sgdisk -v:\n{out}");
-}
-
-/// A partition as `sfdisk --json` reports it (sectors of 512 bytes).
-#[derive(Debug, Clone)]
-struct SfPart {
-    number: u32,
-    start: u64,
-    size: u64,
-    kind: String,
-    name: Option<String>,
-    uuid: Option<String>,
-}
-
-struct SfTable {
-    label: String,
-    last_lba: Option<u64>,
-    parts: Vec<SfPart>,
-}
-
-fn sf_table(img: &Img) -> SfTable {
-    let v: Value = serde_json::from_str(&tool("sfdisk", &["--json", img.p()])).unwrap();
-    let t = &v["partitiontable"];
-    assert_eq!(t["sectorsize"].as_u64().unwrap_or(512), 512);
-    let parts = t["partitions"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .map(|p| SfPart {
-            number: p["node"].as_str().unwrap()[img.p().len()..]
-                .parse()
-                .unwrap(),
-            start: p["start"].as_u64().unwrap(),
-            size: p["size"].as_u64().unwrap(),
-            kind: p["type"].as_str().unwrap().to_string(),
-            name: p["name"].as_str().map(str::to_string),
-            uuid: p["uuid"].as_str().map(str::to_string),
-        })
-        .collect();
-    SfTable {
-        label: t["label"].as_str().unwrap().to_string(),
-        last_lba: t["lastlba"].as_u64(),
-        parts,
-    }
-}
-
-fn sf_part(img: &Img, n: u32) -> SfPart {
+fn sf_part(img: &TempImage, n: u32) -> SfPart {
     sf_table(img)
-        .parts
+        .partitions
         .into_iter()
         .find(|p| p.number == n)
-        .unwrap_or_else(|| panic!("{}: no partition {n}", img.p()))
+        .unwrap_or_else(|| panic!("{}: no partition {n}", img.path_str()))
 }
 
 /// A GPT image made by sgdisk with a root partition of `root_mib` at 1 MiB. sgdisk sleeps a
 /// second after every write, so each layout is made once and its first and last MiB (all that
 /// sgdisk writes) are copied into the later images.
-fn gpt_image(size: u64, root_mib: u64) -> Img {
+fn gpt_image(size: u64, root_mib: u64) -> TempImage {
     type Cache = BTreeMap<(u64, u64), (Vec<u8>, Vec<u8>)>;
     static MADE: Mutex<Cache> = Mutex::new(BTreeMap::new());
     let mut made = MADE.lock().unwrap_or_else(|e| e.into_inner());
-    let img = Img::new(size);
+    let img = TempImage::new(size);
     if let Some((head, tail)) = made.get(&(size, root_mib)) {
         img.write_at(0, head);
         img.write_at(size - MIB, tail);
         return img;
     }
     sgdisk(
-        &img,
+        img.path_str(),
         &[
             "-n",
             &format!("1:2048:+{root_mib}M"),
@@ -321,19 +114,22 @@ fn gpt_image(size: u64, root_mib: u64) -> Img {
     );
     made.insert(
         (size, root_mib),
-        (img.read_at(0, MIB), img.read_at(size - MIB, MIB)),
+        (
+            img.read_at(0, MIB as usize),
+            img.read_at(size - MIB, MIB as usize),
+        ),
     );
     img
 }
 
 /// Adds partitions with `sfdisk --append` (no second's sleep as with sgdisk).
-fn append(img: &Img, script: &str) {
-    tool_stdin("sfdisk", &["-q", "--append", img.p()], script);
+fn append(img: &TempImage, script: &str) {
+    run_stdin("sfdisk", &["-q", "--append", img.path_str()], script);
 }
 
 /// Adds a partition of `mib` MiB at the end of a GPT disk as `sgdisk -n 0:-{mib}M:0` does: its
 /// start aligned down to 1 MiB, its end the last usable sector.
-fn append_at_end(img: &Img, mib: u64, extra: &str) {
+fn append_at_end(img: &TempImage, mib: u64, extra: &str) {
     let end = sf_table(img).last_lba.unwrap() + 1;
     let start = (end - mib * ALIGN) / ALIGN * ALIGN;
     append(
@@ -343,23 +139,50 @@ fn append_at_end(img: &Img, mib: u64, extra: &str) {
 }
 
 /// An MBR image made by sfdisk with a root partition of `root_mib` at 1 MiB.
-fn mbr_image(size: u64, root_mib: u64) -> Img {
-    let img = Img::new(size);
-    sfdisk(&img, &format!("start=2048, size={root_mib}MiB, type=83\n"));
+fn mbr_image(size: u64, root_mib: u64) -> TempImage {
+    let img = TempImage::new(size);
+    sfdisk_script(
+        img.path_str(),
+        &format!("start=2048, size={root_mib}MiB, type=83\n"),
+    );
     img
 }
 
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Label {
+    Gpt,
+    Mbr,
+}
+
+impl Label {
+    /// What `inspect` calls the table.
+    fn name(self) -> &'static str {
+        match self {
+            Label::Gpt => "gpt",
+            Label::Mbr => "mbr",
+        }
+    }
+}
+
+/// `gpt_image` or `mbr_image`.
+fn image(label: Label, size: u64, root_mib: u64) -> TempImage {
+    match label {
+        Label::Gpt => gpt_image(size, root_mib),
+        Label::Mbr => mbr_image(size, root_mib),
+    }
+}
+
 /// ext4 inside partition `n`, made by mkfs.ext4 at the partition's offset in the image.
-fn mkfs_ext4_in(img: &Img, n: u32) {
+fn mkfs_ext4_in(img: &TempImage, n: u32) {
     let p = sf_part(img, n);
-    tool(
+    run(
         "mkfs.ext4",
         &[
             "-q",
             "-F",
             "-E",
             &format!("offset={}", p.start * SECTOR),
-            img.p(),
+            img.path_str(),
             &format!("{}k", p.size * SECTOR / 1024),
         ],
     );
@@ -398,11 +221,7 @@ fn read_tree(root: &Path) -> Tree {
 /// A config drive with the usual files, a dated version, content files, ec2, an empty file,
 /// a binary user_data and long, mixed-case names.
 fn make_tree(root: &Path, uuid: &str, hostname: &str) {
-    let w = |rel: &str, data: &[u8]| {
-        let p = root.join(rel);
-        fs::create_dir_all(p.parent().unwrap()).unwrap();
-        fs::write(p, data).unwrap();
-    };
+    let w = |rel: &str, data: &[u8]| write_file(&root.join(rel), data);
     let meta = format!(
         r#"{{"uuid": "{uuid}", "hostname": "{hostname}", "name": "cli-test",
   "public_keys": {{"ops": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOwQ7wIvNdn1wV0dJ3M0wPq1Uo0bQ6kFbXnGm7h9Qm3x ops@example"}},
@@ -429,8 +248,17 @@ fn make_tree(root: &Path, uuid: &str, hostname: &str) {
     fs::create_dir_all(root.join("ec2/2009-04-04")).unwrap();
 }
 
+/// A temporary directory holding `tree/`, a drive made by `make_tree`.
+fn temp_tree(uuid: &str, hostname: &str) -> (tempfile::TempDir, PathBuf) {
+    let t = tempfile::tempdir().unwrap();
+    let tree = t.path().join("tree");
+    make_tree(&tree, uuid, hostname);
+    (t, tree)
+}
+
+/// The glean/vexxhost fixture, when the shared fixtures are there.
 fn vexxhost() -> Option<PathBuf> {
-    let p = PathBuf::from(FIXTURES).join("glean/vexxhost");
+    let p = fixtures()?.join("glean/vexxhost");
     p.join("openstack/latest/meta_data.json")
         .is_file()
         .then_some(p)
@@ -443,21 +271,15 @@ fn fixture_uuid(tree: &Path) -> String {
     v["uuid"].as_str().unwrap().to_string()
 }
 
-/// Checks the vfat filesystem at `off` (`len` bytes) of the image: `fsck.vfat -n` clean, and
-/// its content as mtools copies it out equal to `want`, byte for byte.
-fn assert_vfat_holds(img: &Img, off: u64, len: u64, want: &Tree) {
+/// The files of the vfat filesystem at `off` (`len` bytes) of the image, as mtools copies them
+/// out, after `fsck.vfat -n` found it clean.
+fn vfat_files(img: &TempImage, off: u64, len: u64) -> tempfile::TempDir {
     let part = img.extract(off, len);
-    let fsck = Command::new("fsck.vfat")
-        .args(["-n", part.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let fsck_out =
-        String::from_utf8_lossy(&fsck.stdout).into_owned() + &String::from_utf8_lossy(&fsck.stderr);
-    assert!(fsck.status.success(), "fsck.vfat -n:\n{fsck_out}");
+    run("fsck.vfat", &["-n", part.to_str().unwrap()]);
     fs::remove_file(&part).unwrap();
     let out = tempfile::tempdir().unwrap();
-    let spec = format!("{}@@{off}", img.p());
-    tool(
+    let spec = format!("{}@@{off}", img.path_str());
+    run(
         "mcopy",
         &[
             "-s",
@@ -468,7 +290,13 @@ fn assert_vfat_holds(img: &Img, off: u64, len: u64, want: &Tree) {
             out.path().to_str().unwrap(),
         ],
     );
-    let got = read_tree(out.path());
+    out
+}
+
+/// Checks the vfat filesystem at `off` (`len` bytes) of the image: `fsck.vfat -n` clean, and
+/// its content as mtools copies it out equal to `want`, byte for byte.
+fn assert_vfat_holds(img: &TempImage, off: u64, len: u64, want: &Tree) {
+    let got = read_tree(vfat_files(img, off, len).path());
     assert_eq!(
         got.keys().collect::<Vec<_>>(),
         want.keys().collect::<Vec<_>>(),
@@ -478,50 +306,24 @@ fn assert_vfat_holds(img: &Img, off: u64, len: u64, want: &Tree) {
         assert!(got[k] == *v, "{k}: content differs");
     }
     // mdir sees the label build writes.
-    let dir = tool("mdir", &["-i", &spec, "::/"]);
+    let spec = format!("{}@@{off}", img.path_str());
+    let dir = run("mdir", &["-i", &spec, "::/"]);
     assert!(dir.contains("CONFIG-2"), "mdir:\n{dir}");
-}
-
-fn genisoimage(src: &Path, label: &str, out: &Path) {
-    tool(
-        "genisoimage",
-        &[
-            "-quiet",
-            "-J",
-            "-r",
-            "-V",
-            label,
-            "-o",
-            out.to_str().unwrap(),
-            src.to_str().unwrap(),
-        ],
-    );
 }
 
 /// Ironic's blob: the ISO, gzipped, base64 on one line.
 fn ironic_blob(iso: &Path, out: &Path) {
-    let gz = Command::new("gzip")
-        .args(["-c", iso.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let gz = run_raw("gzip", &["-c", iso.to_str().unwrap()]);
     assert!(gz.status.success());
     let gzp = out.with_extension("gz");
     fs::write(&gzp, &gz.stdout).unwrap();
-    let b64 = tool("base64", &["-w0", gzp.to_str().unwrap()]);
+    let b64 = run("base64", &["-w0", gzp.to_str().unwrap()]);
     fs::write(out, b64).unwrap();
-}
-
-fn s(v: &Value) -> &str {
-    v.as_str().unwrap_or_else(|| panic!("not a string: {v}"))
-}
-
-fn u(v: &Value) -> u64 {
-    v.as_u64().unwrap_or_else(|| panic!("not a number: {v}"))
 }
 
 /// Where a partition that root may grow into ends: the last usable sector + 1 (GPT) or the
 /// disk's end (MBR), aligned down to 1 MiB.
-fn aligned_end(img: &Img) -> u64 {
+fn aligned_end(img: &TempImage) -> u64 {
     let t = sf_table(img);
     let end = match t.label.as_str() {
         "gpt" => t.last_lba.unwrap() + 1,
@@ -531,7 +333,7 @@ fn aligned_end(img: &Img) -> u64 {
 }
 
 /// `grow`: root (partition `root`) grows from its size to the aligned end.
-fn assert_grow(j: &Value, img: &Img, root: u32) {
+fn assert_grow(j: &Value, img: &TempImage, root: u32) {
     let r = sf_part(img, root);
     let g = &j["grow"];
     assert_eq!(u(&g["number"]), u64::from(root), "{j:#}");
@@ -539,30 +341,57 @@ fn assert_grow(j: &Value, img: &Img, root: u32) {
     assert_eq!(u(&g["to"]), (aligned_end(img) - r.start) * SECTOR, "{j:#}");
 }
 
+/// What `inspect` must report of a drive in partition 2 of an image.
+struct Found<'a> {
+    table: Label,
+    fs: &'a str,
+    label: &'a str,
+    /// The partition's offset and length in bytes.
+    start: u64,
+    size: u64,
+    uuid: &'a str,
+    hostname: &'a str,
+}
+
+impl Found<'_> {
+    /// `j`, inspect's report on `img`, names this drive, and root (partition 1) grows to the
+    /// aligned end (`assert_grow`).
+    #[track_caller]
+    fn assert_reported(&self, j: &Value, img: &TempImage, ctx: &str) {
+        let p = &j["partition"];
+        assert_eq!(s(&p["disk"]), img.path_str(), "{ctx}");
+        assert_eq!(u(&p["number"]), 2, "{ctx}");
+        assert_eq!(s(&p["table"]), self.table.name(), "{ctx}");
+        assert_eq!(s(&p["fs"]), self.fs, "{ctx}");
+        assert_eq!(s(&p["label"]), self.label, "{ctx}");
+        assert_eq!(u(&p["start"]), self.start, "{ctx}");
+        assert_eq!(u(&p["size"]), self.size, "{ctx}");
+        assert_eq!(s(&j["metadata"]["uuid"]), self.uuid, "{ctx}");
+        assert_eq!(s(&j["metadata"]["hostname"]), self.hostname, "{ctx}");
+        assert_grow(j, img, 1);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // 1. build --from DIR on GPT and MBR images, both places, default and explicit size
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Label {
-    Gpt,
-    Mbr,
-}
 
 fn check_build_from(tree: &Path, label: Label, at: &str, size: Option<&str>) {
     let ctx = format!(
         "{label:?} --at {at} --size {size:?} from {}",
         tree.display()
     );
-    let img = match label {
-        Label::Gpt => gpt_image(256 * MIB, 32),
-        Label::Mbr => mbr_image(256 * MIB, 32),
-    };
+    let img = image(label, 256 * MIB, 32);
     let before = sf_table(&img);
-    let last_end = before.parts.iter().map(|p| p.start + p.size).max().unwrap();
+    let last_end = before
+        .partitions
+        .iter()
+        .map(|p| p.start + p.size)
+        .max()
+        .unwrap();
     let mut args = vec![
         "build",
         "--disk",
-        img.p(),
+        img.path_str(),
         "--from",
         tree.to_str().unwrap(),
         "--at",
@@ -580,10 +409,15 @@ fn check_build_from(tree: &Path, label: Label, at: &str, size: Option<&str>) {
         Some(other) => panic!("{other}"),
     };
     let after = sf_table(&img);
-    assert_eq!(after.parts.len(), before.parts.len() + 1, "{ctx}");
-    let new = after.parts.iter().find(|p| p.number == 2).unwrap().clone();
+    assert_eq!(after.partitions.len(), before.partitions.len() + 1, "{ctx}");
+    let new = after
+        .partitions
+        .iter()
+        .find(|p| p.number == 2)
+        .unwrap()
+        .clone();
     // The root partition is untouched.
-    let root = after.parts.iter().find(|p| p.number == 1).unwrap();
+    let root = after.partitions.iter().find(|p| p.number == 1).unwrap();
     assert_eq!((root.start, root.size), (2048, 32 * ALIGN), "{ctx}");
     match at {
         "after-last" => {
@@ -613,11 +447,11 @@ fn check_build_from(tree: &Path, label: Label, at: &str, size: Option<&str>) {
             assert_eq!(new.name.as_deref(), Some("config-v2"), "{ctx}");
         }
         (Label::Gpt, _) => assert_eq!(new.name, None, "{ctx}: Ironic's has no name"),
-        (Label::Mbr, "after-last") => assert_eq!(new.kind, "99", "{ctx}"),
-        (Label::Mbr, _) => assert_eq!(new.kind, "c", "{ctx}"),
+        (Label::Mbr, "after-last") => assert_eq!(new.type_, "99", "{ctx}"),
+        (Label::Mbr, _) => assert_eq!(new.type_, "c", "{ctx}"),
     }
     if label == Label::Gpt {
-        assert_sgdisk_clean(&img);
+        assert_sgdisk_clean(img.path_str());
         // A partition GUID of its own.
         let guid = new.uuid.as_deref().unwrap_or_default();
         assert_eq!(guid.len(), 36, "{ctx}: {new:?}");
@@ -630,7 +464,7 @@ fn check_build_from(tree: &Path, label: Label, at: &str, size: Option<&str>) {
         &read_tree(tree),
     );
     // And seedpart reads back what it wrote.
-    let j = inspect_json(img.p());
+    let j = inspect_json(&["--device", img.path_str()]);
     let p = &j["partition"];
     assert_eq!(u(&p["number"]), 2, "{ctx}");
     assert_eq!(u(&p["start"]), new.start * SECTOR, "{ctx}");
@@ -643,7 +477,7 @@ fn check_build_from(tree: &Path, label: Label, at: &str, size: Option<&str>) {
 
 #[test]
 fn build_from_dir_on_gpt_and_mbr_passes_sgdisk_sfdisk_fsck_and_mtools() {
-    require!("sgdisk", "sfdisk", "fsck.vfat", "mcopy", "mdir", "cmp");
+    require_tools!("sgdisk", "sfdisk", "fsck.vfat", "mcopy", "mdir", "cmp");
     let made = tempfile::tempdir().unwrap();
     make_tree(
         made.path(),
@@ -653,7 +487,7 @@ fn build_from_dir_on_gpt_and_mbr_passes_sgdisk_sfdisk_fsck_and_mtools() {
     let mut trees = vec![made.path().to_path_buf()];
     match vexxhost() {
         Some(v) => trees.push(v),
-        None => eprintln!("SKIP (part): the glean/vexxhost fixture is not in {FIXTURES}"),
+        None => eprintln!("SKIP (part): the glean/vexxhost fixture is not in shared/fixtures"),
     }
     for tree in &trees {
         for label in [Label::Gpt, Label::Mbr] {
@@ -668,14 +502,14 @@ fn build_from_dir_on_gpt_and_mbr_passes_sgdisk_sfdisk_fsck_and_mtools() {
 
 #[test]
 fn build_from_the_vexxhost_fixture_reads_back_its_hostname() {
-    require!("sgdisk");
+    require_tools!("sgdisk");
     let Some(tree) = vexxhost() else {
-        eprintln!("SKIP: the glean/vexxhost fixture is not in {FIXTURES}");
+        eprintln!("SKIP: the glean/vexxhost fixture is not in shared/fixtures");
         return;
     };
     let img = gpt_image(128 * MIB, 16);
-    build_ok(&["--disk", img.p(), "--from", tree.to_str().unwrap()]);
-    let j = inspect_json(img.p());
+    build_ok(&["--disk", img.path_str(), "--from", tree.to_str().unwrap()]);
+    let j = inspect_json(&["--device", img.path_str()]);
     assert_eq!(
         s(&j["metadata"]["uuid"]),
         "63d5b209-be4a-43f3-8ee3-c24c797e9f73"
@@ -688,22 +522,19 @@ fn build_from_the_vexxhost_fixture_reads_back_its_hostname() {
 
 #[test]
 fn build_on_a_disk_larger_than_its_image_moves_the_backup_gpt_header() {
-    require!("sgdisk", "sfdisk", "mcopy", "fsck.vfat", "cmp");
+    require_tools!("sgdisk", "sfdisk", "mcopy", "fsck.vfat", "cmp");
     let tree = tempfile::tempdir().unwrap();
     make_tree(tree.path(), "0e8f2c41-1111-4222-8333-944455556666", "big");
     for at in ["after-last", "end"] {
         let img = gpt_image(64 * MIB, 16);
         img.set_len(256 * MIB);
-        let v = Command::new("sgdisk")
-            .args(["-v", img.p()])
-            .output()
-            .unwrap();
+        let v = run_raw("sgdisk", &["-v", img.path_str()]);
         assert!(
             !String::from_utf8_lossy(&v.stdout).contains("No problems found"),
             "sgdisk sees the misplaced backup first"
         );
         // inspect plans root's growth to the real end, after moving the backup header.
-        let j = inspect_json(img.p());
+        let j = inspect_json(&["--device", img.path_str()]);
         assert!(j["partition"].is_null());
         assert_eq!(j["grow"]["relocate_backup_header"], true, "{j:#}");
         let real_end = (256 * MIB / SECTOR - 33) / ALIGN * ALIGN;
@@ -711,7 +542,7 @@ fn build_on_a_disk_larger_than_its_image_moves_the_backup_gpt_header() {
         assert!(j["warnings"].to_string().contains("backup"), "{j:#}");
         let o = build_ok(&[
             "--disk",
-            img.p(),
+            img.path_str(),
             "--from",
             tree.path().to_str().unwrap(),
             "--at",
@@ -719,11 +550,11 @@ fn build_on_a_disk_larger_than_its_image_moves_the_backup_gpt_header() {
         ]);
         assert!(
             o.stderr.starts_with("seedpart: warning: ")
-                && o.stderr.contains(img.p())
+                && o.stderr.contains(img.path_str())
                 && o.stderr.contains("backup GPT header"),
             "{o:?}"
         );
-        assert_sgdisk_clean(&img);
+        assert_sgdisk_clean(img.path_str());
         let t = sf_table(&img);
         assert_eq!(
             t.last_lba,
@@ -747,7 +578,7 @@ fn build_on_a_disk_larger_than_its_image_moves_the_backup_gpt_header() {
             new.size * SECTOR,
             &read_tree(tree.path()),
         );
-        let j = inspect_json(img.p());
+        let j = inspect_json(&["--device", img.path_str()]);
         assert_eq!(j["warnings"].as_array().unwrap().len(), 0, "{j:#}");
         assert_grow(&j, &img, 1);
     }
@@ -758,7 +589,7 @@ fn build_on_a_disk_larger_than_its_image_moves_the_backup_gpt_header() {
 
 #[test]
 fn build_configdrive_ironic_blob_is_written_as_is_and_inspect_finds_it() {
-    require!(
+    require_tools!(
         "sgdisk",
         "sfdisk",
         "genisoimage",
@@ -784,54 +615,42 @@ fn build_configdrive_ironic_blob_is_written_as_is_and_inspect_finds_it() {
         (Label::Gpt, "after-last"),
         (Label::Mbr, "after-last"),
     ] {
-        let img = match label {
-            Label::Gpt => gpt_image(192 * MIB, 16),
-            Label::Mbr => mbr_image(192 * MIB, 16),
-        };
+        let img = image(label, 192 * MIB, 16);
         build_ok(&[
             "--disk",
-            img.p(),
+            img.path_str(),
             "--configdrive",
             blob.to_str().unwrap(),
             "--at",
             at,
         ]);
         if label == Label::Gpt {
-            assert_sgdisk_clean(&img);
+            assert_sgdisk_clean(img.path_str());
         }
         let new = sf_part(&img, 2);
         // Ironic's size: 64 MiB, and the ISO written as is at its start.
         assert!(new.size * SECTOR >= 64 * MIB, "{new:?}");
-        assert_eq!(
-            img.read_at(new.start * SECTOR, iso_bytes.len() as u64),
-            iso_bytes
-        );
+        assert_eq!(img.read_at(new.start * SECTOR, iso_bytes.len()), iso_bytes);
         let part = img.extract(new.start * SECTOR, new.size * SECTOR);
-        let info = tool("isoinfo", &["-d", "-i", part.to_str().unwrap()]);
+        let info = run("isoinfo", &["-d", "-i", part.to_str().unwrap()]);
         assert!(info.contains("Volume id: config-2"), "{info}");
-        let j = inspect_json(img.p());
-        let p = &j["partition"];
-        assert_eq!(u(&p["number"]), 2);
-        assert_eq!(
-            s(&p["table"]),
-            if label == Label::Gpt { "gpt" } else { "mbr" }
-        );
-        assert_eq!(s(&p["fs"]), "iso9660");
-        assert_eq!(s(&p["label"]), "config-2");
-        assert_eq!(u(&p["start"]), new.start * SECTOR);
-        assert_eq!(u(&p["size"]), new.size * SECTOR);
-        assert_eq!(
-            s(&j["metadata"]["uuid"]),
-            "5d7c9e0a-aaaa-4bbb-8ccc-ddddeeeeffff"
-        );
-        assert_eq!(s(&j["metadata"]["hostname"]), "blob.example.org");
-        assert_grow(&j, &img, 1);
+        let found = Found {
+            table: label,
+            fs: "iso9660",
+            label: "config-2",
+            start: new.start * SECTOR,
+            size: new.size * SECTOR,
+            uuid: "5d7c9e0a-aaaa-4bbb-8ccc-ddddeeeeffff",
+            hostname: "blob.example.org",
+        };
+        let j = inspect_json(&["--device", img.path_str()]);
+        found.assert_reported(&j, &img, &format!("{label:?} --at {at}"));
     }
 }
 
 #[test]
 fn build_configdrive_json_dict_renders_a_vfat_drive() {
-    require!("sgdisk", "sfdisk", "mcopy", "fsck.vfat", "cmp");
+    require_tools!("sgdisk", "sfdisk", "mcopy", "fsck.vfat", "cmp");
     let t = tempfile::tempdir().unwrap();
     let dict = t.path().join("configdrive.json");
     fs::write(
@@ -844,16 +663,18 @@ fn build_configdrive_json_dict_renders_a_vfat_drive() {
     )
     .unwrap();
     for label in [Label::Gpt, Label::Mbr] {
-        let img = match label {
-            Label::Gpt => gpt_image(128 * MIB, 16),
-            Label::Mbr => mbr_image(128 * MIB, 16),
-        };
-        build_ok(&["--disk", img.p(), "--configdrive", dict.to_str().unwrap()]);
+        let img = image(label, 128 * MIB, 16);
+        build_ok(&[
+            "--disk",
+            img.path_str(),
+            "--configdrive",
+            dict.to_str().unwrap(),
+        ]);
         if label == Label::Gpt {
-            assert_sgdisk_clean(&img);
+            assert_sgdisk_clean(img.path_str());
         }
         let new = sf_part(&img, 2);
-        let j = inspect_json(img.p());
+        let j = inspect_json(&["--device", img.path_str()]);
         assert_eq!(s(&j["partition"]["fs"]), "vfat");
         assert_eq!(s(&j["partition"]["label"]), "CONFIG-2");
         assert_eq!(
@@ -862,25 +683,7 @@ fn build_configdrive_json_dict_renders_a_vfat_drive() {
         );
         assert_eq!(s(&j["metadata"]["hostname"]), "dict.example.net");
         // What mtools sees: the files Ironic would write, in both versions.
-        let part = img.extract(new.start * SECTOR, new.size * SECTOR);
-        let fsck = Command::new("fsck.vfat")
-            .args(["-n", part.to_str().unwrap()])
-            .status()
-            .unwrap();
-        assert!(fsck.success());
-        let out = tempfile::tempdir().unwrap();
-        let spec = format!("{}@@{}", img.p(), new.start * SECTOR);
-        tool(
-            "mcopy",
-            &[
-                "-s",
-                "-n",
-                "-i",
-                &spec,
-                "::/*",
-                out.path().to_str().unwrap(),
-            ],
-        );
+        let out = vfat_files(&img, new.start * SECTOR, new.size * SECTOR);
         for v in ["latest", "2012-08-10"] {
             let d = out.path().join("openstack").join(v);
             let m: Value =
@@ -904,77 +707,54 @@ fn build_configdrive_json_dict_renders_a_vfat_drive() {
 /// `sgdisk -n 0:-64M:0` and the ISO dd'ed in.
 #[test]
 fn inspect_reads_ironics_gpt_iso_at_the_end_with_every_field() {
-    require!("sgdisk", "sfdisk", "genisoimage", "mkfs.ext4");
-    let t = tempfile::tempdir().unwrap();
-    let tree = t.path().join("tree");
-    make_tree(&tree, "c0ffee00-1234-4567-89ab-cdef01234567", "ironic-gpt");
+    require_tools!("sgdisk", "sfdisk", "genisoimage", "mkfs.ext4");
+    let (t, tree) = temp_tree("c0ffee00-1234-4567-89ab-cdef01234567", "ironic-gpt");
     let iso = t.path().join("cd.iso");
     genisoimage(&tree, "config-2", &iso);
 
-    let img = Img::new(256 * MIB);
-    sgdisk(&img, &["-n", "1:2048:+200M"]);
+    let img = TempImage::new(256 * MIB);
+    sgdisk(img.path_str(), &["-n", "1:2048:+200M"]);
     mkfs_ext4_in(&img, 1);
     img.set_len(512 * MIB);
-    sgdisk(&img, &["-e"]);
-    sgdisk(&img, &["-n", "0:-64M:0"]);
+    sgdisk(img.path_str(), &["-e"]);
+    sgdisk(img.path_str(), &["-n", "0:-64M:0"]);
     img.fill_partition(2, &fs::read(&iso).unwrap());
     let cd = sf_part(&img, 2);
 
-    let j = inspect_json(img.p());
-    let p = &j["partition"];
-    assert_eq!(s(&p["disk"]), img.p());
-    assert_eq!(u(&p["number"]), 2);
-    assert_eq!(s(&p["table"]), "gpt");
-    assert!(p["name"].is_null(), "{j:#}");
-    assert_eq!(s(&p["fs"]), "iso9660");
-    assert_eq!(s(&p["label"]), "config-2");
-    assert_eq!(u(&p["start"]), cd.start * SECTOR);
-    assert_eq!(u(&p["size"]), cd.size * SECTOR);
-    assert_eq!(
-        s(&j["metadata"]["uuid"]),
-        "c0ffee00-1234-4567-89ab-cdef01234567"
-    );
-    assert_eq!(s(&j["metadata"]["hostname"]), "ironic-gpt");
-    assert_grow(&j, &img, 1);
+    let j = inspect_json(&["--device", img.path_str()]);
+    let found = Found {
+        table: Label::Gpt,
+        fs: "iso9660",
+        label: "config-2",
+        start: cd.start * SECTOR,
+        size: cd.size * SECTOR,
+        uuid: "c0ffee00-1234-4567-89ab-cdef01234567",
+        hostname: "ironic-gpt",
+    };
+    found.assert_reported(&j, &img, "");
+    assert!(j["partition"]["name"].is_null(), "{j:#}");
     assert_eq!(u(&j["grow"]["from"]), 200 * MIB);
     assert_eq!(s(&j["filesystem"]), "ext4");
     assert_eq!(s(&j["table"]), "gpt");
 }
 
 /// How a vfat drive is made by hand: mkfs.vfat at the partition's offset, then mcopy.
-fn mkfs_vfat_in(img: &Img, n: u32, fat: &str, label: &str, tree: &Path) {
+fn mkfs_vfat_in(img: &TempImage, n: u32, fat: &str, label: &str, tree: &Path) {
     let p = sf_part(img, n);
-    let out = Command::new("mkfs.vfat")
-        .args([
+    run(
+        "mkfs.vfat",
+        &[
             "-F",
             fat,
             "-n",
             label,
             "--offset",
             &p.start.to_string(),
-            img.p(),
+            img.path_str(),
             &(p.size * SECTOR / 1024).to_string(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "mkfs.vfat: {}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
-    let spec = format!("{}@@{}", img.p(), p.start * SECTOR);
-    for e in fs::read_dir(tree).unwrap() {
-        tool(
-            "mcopy",
-            &[
-                "-s",
-                "-i",
-                &spec,
-                e.unwrap().path().to_str().unwrap(),
-                "::/",
-            ],
-        );
-    }
+    mcopy_tree(&format!("{}@@{}", img.path_str(), p.start * SECTOR), tree);
     // The FAT type is what was asked for.
     let boot = img.read_at(p.start * SECTOR, 512);
     let want = format!("FAT{fat}");
@@ -982,12 +762,19 @@ fn mkfs_vfat_in(img: &Img, n: u32, fat: &str, label: &str, tree: &Path) {
     assert_eq!(&boot[at..at + 5], want.as_bytes());
 }
 
+/// A whole-device FAT`fat` volume of `size` bytes labelled CONFIG-2 holding `tree`, made by
+/// mkfs.vfat and mcopy.
+fn vfat_volume(size: u64, fat: &str, tree: &Path) -> TempImage {
+    let vol = TempImage::new(size);
+    run("mkfs.vfat", &["-F", fat, "-n", "CONFIG-2", vol.path_str()]);
+    mcopy_tree(&format!("{}@@0", vol.path_str()), tree);
+    vol
+}
+
 #[test]
 fn inspect_reads_hand_made_vfat_drives_fat12_fat16_fat32_both_label_cases() {
-    require!("sgdisk", "sfdisk", "mkfs.vfat", "mcopy", "mkfs.ext4");
-    let t = tempfile::tempdir().unwrap();
-    let tree = t.path().join("tree");
-    make_tree(&tree, "fa7fa7fa-0000-4000-8000-000000000012", "vfat-host");
+    require_tools!("sgdisk", "sfdisk", "mkfs.vfat", "mcopy", "mkfs.ext4");
+    let (_t, tree) = temp_tree("fa7fa7fa-0000-4000-8000-000000000012", "vfat-host");
     // (table, FAT type, drive size in MiB, label, at the end of the disk or right after root)
     let cases = [
         (Label::Gpt, "12", 4, "config-2", true),
@@ -1002,10 +789,7 @@ fn inspect_reads_hand_made_vfat_drives_fat12_fat16_fat32_both_label_cases() {
     ];
     for (table, fat, size, label, at_end) in cases {
         let ctx = format!("{table:?} FAT{fat} {size} MiB {label} at_end={at_end}");
-        let img = match table {
-            Label::Gpt => gpt_image(256 * MIB, 32),
-            Label::Mbr => mbr_image(256 * MIB, 32),
-        };
+        let img = image(table, 256 * MIB, 32);
         mkfs_ext4_in(&img, 1);
         match (table, at_end) {
             (Label::Gpt, true) => append_at_end(&img, size, ""),
@@ -1028,24 +812,18 @@ fn inspect_reads_hand_made_vfat_drives_fat12_fat16_fat32_both_label_cases() {
             };
             assert_eq!(cd.start + cd.size, end, "{ctx}: made at the end");
         }
-        let j = inspect_json(img.p());
-        let p = &j["partition"];
-        assert_eq!(s(&p["disk"]), img.p(), "{ctx}");
-        assert_eq!(u(&p["number"]), 2, "{ctx}");
-        let t = if table == Label::Gpt { "gpt" } else { "mbr" };
-        assert_eq!(s(&p["table"]), t, "{ctx}");
-        assert!(p["name"].is_null(), "{ctx}: {j:#}");
-        assert_eq!(s(&p["fs"]), "vfat", "{ctx}");
-        assert_eq!(s(&p["label"]), label, "{ctx}");
-        assert_eq!(u(&p["start"]), cd.start * SECTOR, "{ctx}");
-        assert_eq!(u(&p["size"]), cd.size * SECTOR, "{ctx}");
-        assert_eq!(s(&j["metadata"]["hostname"]), "vfat-host", "{ctx}");
-        assert_eq!(
-            s(&j["metadata"]["uuid"]),
-            "fa7fa7fa-0000-4000-8000-000000000012",
-            "{ctx}"
-        );
-        assert_grow(&j, &img, 1);
+        let j = inspect_json(&["--device", img.path_str()]);
+        let found = Found {
+            table,
+            fs: "vfat",
+            label,
+            start: cd.start * SECTOR,
+            size: cd.size * SECTOR,
+            uuid: "fa7fa7fa-0000-4000-8000-000000000012",
+            hostname: "vfat-host",
+        };
+        found.assert_reported(&j, &img, &ctx);
+        assert!(j["partition"]["name"].is_null(), "{ctx}: {j:#}");
         assert_eq!(s(&j["filesystem"]), "ext4", "{ctx}");
     }
 }
@@ -1054,28 +832,12 @@ fn inspect_reads_hand_made_vfat_drives_fat12_fat16_fat32_both_label_cases() {
 /// (what Ironic runs), with Joliet or Rock Ridge alone, xorriso; label in either case.
 #[test]
 fn inspect_reads_isos_from_every_producer() {
-    require!("sgdisk", "genisoimage", "xorriso");
-    let t = tempfile::tempdir().unwrap();
-    let tree = t.path().join("tree");
-    make_tree(&tree, "15015015-0000-4000-8000-000000000150", "iso-host");
+    require_tools!("sgdisk", "genisoimage", "xorriso");
+    let (t, tree) = temp_tree("15015015-0000-4000-8000-000000000150", "iso-host");
     let img = gpt_image(128 * MIB, 16);
     append_at_end(&img, 64, "");
     let producers: [(&str, &[&str], &str); 6] = [
-        (
-            "genisoimage",
-            &[
-                "-ldots",
-                "-allow-lowercase",
-                "-allow-multidot",
-                "-l",
-                "-publisher",
-                "seedpart test",
-                "-quiet",
-                "-J",
-                "-r",
-            ],
-            "config-2",
-        ),
+        ("genisoimage", NOVA_ISO_FLAGS, "config-2"),
         ("genisoimage", &["-quiet", "-J"], "config-2"),
         ("genisoimage", &["-quiet", "-r"], "CONFIG-2"),
         ("genisoimage", &["-quiet", "-J", "-r"], "CONFIG-2"),
@@ -1102,11 +864,11 @@ fn inspect_reads_isos_from_every_producer() {
             iso.to_str().unwrap(),
             tree.to_str().unwrap(),
         ]);
-        tool(prog, &args);
+        run(prog, &args);
         // Clear the partition of the last image first.
         img.fill_partition(2, &vec![0; 2 * MIB as usize]);
         img.fill_partition(2, &fs::read(&iso).unwrap());
-        let j = inspect_json(img.p());
+        let j = inspect_json(&["--device", img.path_str()]);
         assert_eq!(s(&j["partition"]["fs"]), "iso9660", "{ctx}");
         assert_eq!(s(&j["partition"]["label"]), label, "{ctx}");
         assert_eq!(s(&j["metadata"]["hostname"]), "iso-host", "{ctx}");
@@ -1121,32 +883,16 @@ fn inspect_reads_isos_from_every_producer() {
 /// A config drive that is a whole device (virtual media, a CD-ROM): a bare ISO or vfat image.
 #[test]
 fn inspect_reads_a_whole_device_drive_without_a_table() {
-    require!("genisoimage", "mkfs.vfat", "mcopy");
-    let t = tempfile::tempdir().unwrap();
-    let tree = t.path().join("tree");
-    make_tree(&tree, "0d0d0d0d-0000-4000-8000-00000000cdcd", "cdrom");
+    require_tools!("genisoimage", "mkfs.vfat", "mcopy");
+    let (t, tree) = temp_tree("0d0d0d0d-0000-4000-8000-00000000cdcd", "cdrom");
     let iso = t.path().join("cd.iso");
     genisoimage(&tree, "config-2", &iso);
-    let vfat = Img::new(40 * MIB);
-    tool("mkfs.vfat", &["-F", "32", "-n", "CONFIG-2", vfat.p()]);
-    for e in fs::read_dir(&tree).unwrap() {
-        let spec = format!("{}@@0", vfat.p());
-        tool(
-            "mcopy",
-            &[
-                "-s",
-                "-i",
-                &spec,
-                e.unwrap().path().to_str().unwrap(),
-                "::/",
-            ],
-        );
-    }
+    let vfat = vfat_volume(40 * MIB, "32", &tree);
     for (dev, fs_, label) in [
         (iso.to_str().unwrap(), "iso9660", "config-2"),
-        (vfat.p(), "vfat", "CONFIG-2"),
+        (vfat.path_str(), "vfat", "CONFIG-2"),
     ] {
-        let j = inspect_json(dev);
+        let j = inspect_json(&["--device", dev]);
         let p = &j["partition"];
         assert!(j["table"].is_null(), "{j:#}");
         assert!(p["number"].is_null() && p["table"].is_null(), "{j:#}");
@@ -1161,34 +907,29 @@ fn inspect_reads_a_whole_device_drive_without_a_table() {
     }
     // build needs a partition table to add to.
     let snap = vfat.snapshot();
-    let o = seedpart(&[
-        "build",
-        "--disk",
-        vfat.p(),
-        "--from",
-        tree.to_str().unwrap(),
-    ]);
-    assert_one_error(&o, &[vfat.p(), "partition table"]);
-    vfat.assert_unchanged(&snap);
+    assert_build_refused(
+        &vfat,
+        &snap,
+        &["--from", tree.to_str().unwrap()],
+        &[vfat.path_str(), "partition table"],
+    );
 }
 
 /// MBR stops at 2^32 sectors: on a 3 TiB disk Ironic's drive ends at the 2 TiB mark, and root
 /// grows up to there.
 #[test]
 fn build_at_end_on_a_3_tib_mbr_disk_stops_at_the_2_tib_mark() {
-    require!("sfdisk", "fsck.vfat");
-    let t = tempfile::tempdir().unwrap();
-    let tree = t.path().join("tree");
-    make_tree(&tree, "2a2a2a2a-0000-4000-8000-0000000002ff", "huge");
-    let img = Img::new(3 << 40);
-    tool_stdin(
+    require_tools!("sfdisk", "fsck.vfat");
+    let (_t, tree) = temp_tree("2a2a2a2a-0000-4000-8000-0000000002ff", "huge");
+    let img = TempImage::new(3 << 40);
+    run_stdin(
         "sfdisk",
-        &["-q", img.p()],
+        &["-q", img.path_str()],
         "start=2048, size=100MiB, type=83\n",
     );
     build_ok(&[
         "--disk",
-        img.p(),
+        img.path_str(),
         "--from",
         tree.to_str().unwrap(),
         "--at",
@@ -1197,10 +938,10 @@ fn build_at_end_on_a_3_tib_mbr_disk_stops_at_the_2_tib_mark() {
     let cd = sf_part(&img, 2);
     assert_eq!(cd.start + cd.size, 1 << 32, "{cd:?}");
     assert_eq!(cd.size * SECTOR, 64 * MIB);
-    assert_eq!(cd.kind, "c");
+    assert_eq!(cd.type_, "c");
     let part = img.extract(cd.start * SECTOR, cd.size * SECTOR);
-    tool("fsck.vfat", &["-n", part.to_str().unwrap()]);
-    let j = inspect_json(img.p());
+    run("fsck.vfat", &["-n", part.to_str().unwrap()]);
+    let j = inspect_json(&["--device", img.path_str()]);
     assert_eq!(u(&j["partition"]["start"]), cd.start * SECTOR);
     assert_eq!(u(&j["grow"]["to"]), ((1u64 << 32) - 2048) * SECTOR);
 }
@@ -1209,10 +950,8 @@ fn build_at_end_on_a_3_tib_mbr_disk_stops_at_the_2_tib_mark() {
 /// type 0x99 only (the filesystem's label is something else).
 #[test]
 fn inspect_finds_a_drive_right_after_root_by_gpt_name_or_mbr_type() {
-    require!("sgdisk", "sfdisk", "mkfs.vfat", "mcopy", "mkfs.ext4");
-    let t = tempfile::tempdir().unwrap();
-    let tree = t.path().join("tree");
-    make_tree(&tree, "ab12ab12-0000-4000-8000-00000000a99a", "marker-host");
+    require_tools!("sgdisk", "sfdisk", "mkfs.vfat", "mcopy", "mkfs.ext4");
+    let (_t, tree) = temp_tree("ab12ab12-0000-4000-8000-00000000a99a", "marker-host");
     for label in [Label::Gpt, Label::Mbr] {
         let img = match label {
             Label::Gpt => {
@@ -1221,9 +960,9 @@ fn inspect_finds_a_drive_right_after_root_by_gpt_name_or_mbr_type() {
                 img
             }
             Label::Mbr => {
-                let img = Img::new(128 * MIB);
-                sfdisk(
-                    &img,
+                let img = TempImage::new(128 * MIB);
+                sfdisk_script(
+                    img.path_str(),
                     "start=2048, size=32MiB, type=83\nstart=67584, size=16MiB, type=99\n",
                 );
                 img
@@ -1231,7 +970,7 @@ fn inspect_finds_a_drive_right_after_root_by_gpt_name_or_mbr_type() {
         };
         mkfs_ext4_in(&img, 1);
         mkfs_vfat_in(&img, 2, "16", "SEED", &tree);
-        let j = inspect_json(img.p());
+        let j = inspect_json(&["--device", img.path_str()]);
         let p = &j["partition"];
         assert_eq!(u(&p["number"]), 2, "{label:?} {j:#}");
         assert_eq!(u(&p["start"]), 33 * MIB);
@@ -1260,36 +999,30 @@ fn inspect_finds_a_drive_right_after_root_by_gpt_name_or_mbr_type() {
 /// Ironic on MBR: a primary partition at the disk's end holding the ISO.
 #[test]
 fn inspect_reads_an_mbr_primary_at_the_end() {
-    require!("sfdisk", "genisoimage", "mkfs.ext4");
-    let t = tempfile::tempdir().unwrap();
-    let tree = t.path().join("tree");
-    make_tree(&tree, "3b3b3b3b-1111-4222-8333-444444444444", "ironic-mbr");
+    require_tools!("sfdisk", "genisoimage", "mkfs.ext4");
+    let (t, tree) = temp_tree("3b3b3b3b-1111-4222-8333-444444444444", "ironic-mbr");
     let iso = t.path().join("cd.iso");
     genisoimage(&tree, "config-2", &iso);
     let img = mbr_image(256 * MIB, 64);
     mkfs_ext4_in(&img, 1);
     let start = img.sectors() - 64 * ALIGN;
-    sfdisk(
-        &img,
+    sfdisk_script(
+        img.path_str(),
         &format!("start=2048, size=64MiB, type=83\nstart={start}, size=64MiB, type=c\n"),
     );
     img.fill_partition(2, &fs::read(&iso).unwrap());
-    let j = inspect_json(img.p());
-    let p = &j["partition"];
-    assert_eq!(s(&p["disk"]), img.p());
-    assert_eq!(u(&p["number"]), 2);
-    assert_eq!(s(&p["table"]), "mbr");
-    assert!(p["name"].is_null());
-    assert_eq!(s(&p["fs"]), "iso9660");
-    assert_eq!(s(&p["label"]), "config-2");
-    assert_eq!(u(&p["start"]), start * SECTOR);
-    assert_eq!(u(&p["size"]), 64 * MIB);
-    assert_eq!(s(&j["metadata"]["hostname"]), "ironic-mbr");
-    assert_eq!(
-        s(&j["metadata"]["uuid"]),
-        "3b3b3b3b-1111-4222-8333-444444444444"
-    );
-    assert_grow(&j, &img, 1);
+    let j = inspect_json(&["--device", img.path_str()]);
+    let found = Found {
+        table: Label::Mbr,
+        fs: "iso9660",
+        label: "config-2",
+        start: start * SECTOR,
+        size: 64 * MIB,
+        uuid: "3b3b3b3b-1111-4222-8333-444444444444",
+        hostname: "ironic-mbr",
+    };
+    found.assert_reported(&j, &img, "");
+    assert!(j["partition"]["name"].is_null());
     assert_eq!(
         u(&j["grow"]["to"]),
         256 * MIB - MIB,
@@ -1303,44 +1036,48 @@ fn inspect_reads_an_mbr_primary_at_the_end() {
 
 #[test]
 fn several_candidates_is_an_error_naming_both_and_none_is_null() {
-    require!("sgdisk", "sfdisk", "mkfs.vfat", "mcopy");
-    let t = tempfile::tempdir().unwrap();
-    let tree = t.path().join("tree");
-    make_tree(&tree, "d0d0d0d0-1111-4222-8333-444444444444", "two");
+    require_tools!("sgdisk", "sfdisk", "mkfs.vfat", "mcopy");
+    let (_t, tree) = temp_tree("d0d0d0d0-1111-4222-8333-444444444444", "two");
     // GPT: one by name, one by label.
     let img = gpt_image(128 * MIB, 16);
     append(&img, "size=8MiB, name=config-v2\nsize=8MiB\n");
     mkfs_vfat_in(&img, 3, "12", "config-2", &tree);
     let snap = img.snapshot();
-    let o = seedpart(&["inspect", "--device", img.p(), "--json"]);
-    assert_one_error(&o, &[img.p(), "partition 2", "partition 3", "--device"]);
+    let o = seedpart(&["inspect", "--device", img.path_str(), "--json"]);
+    assert_one_error(
+        &o,
+        &[img.path_str(), "partition 2", "partition 3", "--device"],
+    );
     assert!(o.stdout.is_empty(), "{o:?}");
-    let o = seedpart(&["inspect", "--device", img.p()]);
-    assert_one_error(&o, &[img.p(), "partition 2", "partition 3"]);
+    let o = seedpart(&["inspect", "--device", img.path_str()]);
+    assert_one_error(&o, &[img.path_str(), "partition 2", "partition 3"]);
     // build refuses too, and changes nothing.
-    let o = seedpart(&["build", "--disk", img.p(), "--from", tree.to_str().unwrap()]);
-    assert_one_error(&o, &[img.p(), "already has a config drive"]);
-    img.assert_unchanged(&snap);
+    assert_build_refused(
+        &img,
+        &snap,
+        &["--from", tree.to_str().unwrap()],
+        &[img.path_str(), "already has a config drive"],
+    );
 
     // MBR: two 0x99 partitions.
-    let img = Img::new(128 * MIB);
-    sfdisk(
-        &img,
+    let img = TempImage::new(128 * MIB);
+    sfdisk_script(
+        img.path_str(),
         "start=2048, size=16MiB, type=83\nsize=8MiB, type=99\nsize=8MiB, type=99\n",
     );
-    let o = seedpart(&["inspect", "--device", img.p(), "--json"]);
-    assert_one_error(&o, &[img.p(), "partition 2", "partition 3"]);
+    let o = seedpart(&["inspect", "--device", img.path_str(), "--json"]);
+    assert_one_error(&o, &[img.path_str(), "partition 2", "partition 3"]);
 
     // None: exit 0, partition and metadata null, growth still planned.
     for img in [gpt_image(128 * MIB, 16), mbr_image(128 * MIB, 16)] {
-        let o = seedpart(&["inspect", "--device", img.p(), "--json"]);
+        let o = seedpart(&["inspect", "--device", img.path_str(), "--json"]);
         assert_eq!(o.code, 0, "{o:?}");
         assert!(o.stderr.is_empty(), "{o:?}");
         let j: Value = serde_json::from_str(&o.stdout).unwrap();
         assert!(j["partition"].is_null(), "{j:#}");
         assert!(j["metadata"].is_null(), "{j:#}");
         assert_grow(&j, &img, 1);
-        let o = seedpart(&["inspect", "--device", img.p()]);
+        let o = seedpart(&["inspect", "--device", img.path_str()]);
         assert_eq!(o.code, 0, "{o:?}");
         assert!(o.stdout.contains("none found"), "{o:?}");
     }
@@ -1349,7 +1086,7 @@ fn several_candidates_is_an_error_naming_both_and_none_is_null() {
 // ---------------------------------------------------------------------------------------------
 // 6. Bad input: exit 1, one error line naming what and where, the image unchanged
 
-fn corrupt_header_crc(img: &Img, lba: u64) {
+fn corrupt_header_crc(img: &TempImage, lba: u64) {
     let off = lba * SECTOR;
     let mut h = img.read_at(off, 92);
     assert_eq!(&h[..8], b"EFI PART");
@@ -1359,10 +1096,8 @@ fn corrupt_header_crc(img: &Img, lba: u64) {
 
 #[test]
 fn corrupt_gpt_headers() {
-    require!("sgdisk", "cmp");
-    let t = tempfile::tempdir().unwrap();
-    let tree = t.path().join("tree");
-    make_tree(&tree, "bad0bad0-1111-4222-8333-444444444444", "bad");
+    require_tools!("sgdisk", "cmp");
+    let (_t, tree) = temp_tree("bad0bad0-1111-4222-8333-444444444444", "bad");
     let tree = tree.to_str().unwrap();
 
     // Both headers broken, by CRC or wiped: build and inspect fail naming the disk.
@@ -1377,11 +1112,9 @@ fn corrupt_gpt_headers() {
             }
         }
         let snap = img.snapshot();
-        let o = seedpart(&["build", "--disk", img.p(), "--from", tree]);
-        assert_one_error(&o, &[img.p(), "GPT"]);
-        img.assert_unchanged(&snap);
-        let o = seedpart(&["inspect", "--device", img.p(), "--json"]);
-        assert_one_error(&o, &[img.p(), "GPT"]);
+        assert_build_refused(&img, &snap, &["--from", tree], &[img.path_str(), "GPT"]);
+        let o = seedpart(&["inspect", "--device", img.path_str(), "--json"]);
+        assert_one_error(&o, &[img.path_str(), "GPT"]);
         assert!(o.stdout.is_empty());
     }
 
@@ -1390,9 +1123,12 @@ fn corrupt_gpt_headers() {
     let img = gpt_image(128 * MIB, 16);
     img.set_len(96 * MIB);
     let snap = img.snapshot();
-    let o = seedpart(&["build", "--disk", img.p(), "--from", tree]);
-    assert_one_error(&o, &[img.p(), "corrupt GPT", "does not fit"]);
-    img.assert_unchanged(&snap);
+    assert_build_refused(
+        &img,
+        &snap,
+        &["--from", tree],
+        &[img.path_str(), "corrupt GPT", "does not fit"],
+    );
 
     // Primary broken only (CRC, or the header sector wiped): the backup is used, with a
     // warning, and build rewrites a clean table.
@@ -1404,7 +1140,7 @@ fn corrupt_gpt_headers() {
         } else {
             corrupt_header_crc(&img, 1);
         }
-        let o = seedpart(&["inspect", "--device", img.p(), "--json"]);
+        let o = seedpart(&["inspect", "--device", img.path_str(), "--json"]);
         assert_eq!(o.code, 0, "{ctx}: {o:?}");
         assert!(
             o.stderr.contains("warning") && o.stderr.contains("backup"),
@@ -1416,13 +1152,13 @@ fn corrupt_gpt_headers() {
             w.contains("primary") && w.contains("backup"),
             "{ctx}: {j:#}"
         );
-        let o = build_ok(&["--disk", img.p(), "--from", tree]);
+        let o = build_ok(&["--disk", img.path_str(), "--from", tree]);
         assert!(
             o.stderr.contains("warning") && o.stderr.contains("backup"),
             "{ctx}: {o:?}"
         );
-        assert_sgdisk_clean(&img);
-        let j = inspect_json(img.p());
+        assert_sgdisk_clean(img.path_str());
+        let j = inspect_json(&["--device", img.path_str()]);
         assert_eq!(j["warnings"].as_array().unwrap().len(), 0, "{ctx}: {j:#}");
         assert_eq!(s(&j["partition"]["name"]), "config-v2");
     }
@@ -1430,37 +1166,21 @@ fn corrupt_gpt_headers() {
 
 #[test]
 fn truncated_fat_drive_is_refused_with_a_clear_error() {
-    require!("sgdisk", "mkfs.vfat", "mcopy");
-    let t = tempfile::tempdir().unwrap();
-    let tree = t.path().join("tree");
-    make_tree(&tree, "7777aaaa-1111-4222-8333-444444444444", "trunc");
+    require_tools!("sgdisk", "mkfs.vfat", "mcopy");
+    let (_t, tree) = temp_tree("7777aaaa-1111-4222-8333-444444444444", "trunc");
     // A 32 MiB FAT16 volume put into an 8 MiB partition: cut short.
-    let vol = Img::new(32 * MIB);
-    tool("mkfs.vfat", &["-F", "16", "-n", "CONFIG-2", vol.p()]);
-    let spec = format!("{}@@0", vol.p());
-    for e in fs::read_dir(&tree).unwrap() {
-        tool(
-            "mcopy",
-            &[
-                "-s",
-                "-i",
-                &spec,
-                e.unwrap().path().to_str().unwrap(),
-                "::/",
-            ],
-        );
-    }
+    let vol = vfat_volume(32 * MIB, "16", &tree);
     let img = gpt_image(128 * MIB, 16);
     append_at_end(&img, 8, "");
-    img.fill_partition(2, &vol.read_at(0, 8 * MIB));
-    let o = seedpart(&["inspect", "--device", img.p(), "--json"]);
-    assert_one_error(&o, &[img.p(), "partition 2", "vfat", "truncated"]);
+    img.fill_partition(2, &vol.read_at(0, 8 * MIB as usize));
+    let o = seedpart(&["inspect", "--device", img.path_str(), "--json"]);
+    assert_one_error(&o, &[img.path_str(), "partition 2", "vfat", "truncated"]);
     assert!(o.stdout.is_empty());
 }
 
 #[test]
 fn bad_from_trees_are_refused_before_anything_is_written() {
-    require!("sgdisk", "cmp");
+    require_tools!("sgdisk", "cmp");
     let t = tempfile::tempdir().unwrap();
     let img = gpt_image(128 * MIB, 16);
     let snap = img.snapshot();
@@ -1473,9 +1193,10 @@ fn bad_from_trees_are_refused_before_anything_is_written() {
         "{\n  \"uuid\": \"00000000-1111-4222-8333-444444444444\",\n  oops\n}\n",
     )
     .unwrap();
-    let o = seedpart(&["build", "--disk", img.p(), "--from", bad.to_str().unwrap()]);
-    assert_one_error(
-        &o,
+    assert_build_refused(
+        &img,
+        &snap,
+        &["--from", bad.to_str().unwrap()],
         &[
             bad.to_str().unwrap(),
             "openstack/latest/meta_data.json",
@@ -1483,21 +1204,17 @@ fn bad_from_trees_are_refused_before_anything_is_written() {
             "column",
         ],
     );
-    img.assert_unchanged(&snap);
 
     // Missing meta_data.json.
     let missing = t.path().join("missing");
     make_tree(&missing, "00000000-1111-4222-8333-444444444444", "x");
     fs::remove_file(missing.join("openstack/latest/meta_data.json")).unwrap();
-    let o = seedpart(&[
-        "build",
-        "--disk",
-        img.p(),
-        "--from",
-        missing.to_str().unwrap(),
-    ]);
-    assert_one_error(&o, &[missing.to_str().unwrap(), "meta_data.json"]);
-    img.assert_unchanged(&snap);
+    assert_build_refused(
+        &img,
+        &snap,
+        &["--from", missing.to_str().unwrap()],
+        &[missing.to_str().unwrap(), "meta_data.json"],
+    );
 
     // A symlink in the tree (to a file that exists: it is the link itself that is refused).
     let sym = t.path().join("symlink");
@@ -1507,28 +1224,26 @@ fn bad_from_trees_are_refused_before_anything_is_written() {
         sym.join("openstack/latest/vendor_data2.json"),
     )
     .unwrap();
-    let o = seedpart(&["build", "--disk", img.p(), "--from", sym.to_str().unwrap()]);
-    assert_one_error(&o, &["vendor_data2.json", "symlink"]);
-    img.assert_unchanged(&snap);
+    assert_build_refused(
+        &img,
+        &snap,
+        &["--from", sym.to_str().unwrap()],
+        &["vendor_data2.json", "symlink"],
+    );
 
     // Not a directory at all.
-    let o = seedpart(&[
-        "build",
-        "--disk",
-        img.p(),
-        "--from",
-        t.path().join("nope").to_str().unwrap(),
-    ]);
-    assert_one_error(&o, &["--from", "nope"]);
-    img.assert_unchanged(&snap);
+    assert_build_refused(
+        &img,
+        &snap,
+        &["--from", t.path().join("nope").to_str().unwrap()],
+        &["--from", "nope"],
+    );
 }
 
 #[test]
 fn build_refusals_leave_the_image_byte_identical() {
-    require!("sgdisk", "sfdisk", "cmp", "genisoimage", "gzip", "base64");
-    let t = tempfile::tempdir().unwrap();
-    let tree = t.path().join("tree");
-    make_tree(&tree, "12121212-1111-4222-8333-444444444444", "refusals");
+    require_tools!("sgdisk", "sfdisk", "cmp", "genisoimage", "gzip", "base64");
+    let (t, tree) = temp_tree("12121212-1111-4222-8333-444444444444", "refusals");
     let tree = tree.to_str().unwrap();
     let big = t.path().join("big");
     make_tree(&big, "12121212-1111-4222-8333-444444444444", "big");
@@ -1536,52 +1251,54 @@ fn build_refusals_leave_the_image_byte_identical() {
     let big = big.to_str().unwrap().to_string();
 
     // An MBR with four primaries: no 5th.
-    let img = Img::new(128 * MIB);
-    sfdisk(
-        &img,
+    let img = TempImage::new(128 * MIB);
+    sfdisk_script(
+        img.path_str(),
         "start=2048, size=16MiB, type=83\nsize=8MiB, type=83\nsize=8MiB, type=83\nsize=8MiB, type=83\n",
     );
     let snap = img.snapshot();
     for at in ["after-last", "end"] {
-        let o = seedpart(&["build", "--disk", img.p(), "--from", tree, "--at", at]);
-        assert_one_error(&o, &[img.p(), "5th primary"]);
-        img.assert_unchanged(&snap);
+        assert_build_refused(
+            &img,
+            &snap,
+            &["--from", tree, "--at", at],
+            &[img.path_str(), "5th primary"],
+        );
     }
 
     // A GPT whose 128 entries are all taken.
-    let img = Img::new(256 * MIB);
+    let img = TempImage::new(256 * MIB);
     let mut script = String::from("label: gpt\n");
     for _ in 0..128 {
         script += "size=1MiB\n";
     }
-    sfdisk(&img, &script);
+    sfdisk_script(img.path_str(), &script);
     let snap = img.snapshot();
-    let o = seedpart(&["build", "--disk", img.p(), "--from", tree]);
-    assert_one_error(&o, &[img.p(), "all 128 GPT partition entries are in use"]);
-    img.assert_unchanged(&snap);
+    assert_build_refused(
+        &img,
+        &snap,
+        &["--from", tree],
+        &[img.path_str(), "all 128 GPT partition entries are in use"],
+    );
 
     // Not enough room, in either place, on either table.
     for img in [gpt_image(64 * MIB, 16), mbr_image(64 * MIB, 16)] {
         let snap = img.snapshot();
         for at in ["after-last", "end"] {
-            let o = seedpart(&[
-                "build",
-                "--disk",
-                img.p(),
-                "--from",
-                tree,
-                "--at",
-                at,
-                "--size",
-                "64M",
-            ]);
-            assert_one_error(&o, &[img.p(), "no room"]);
-            img.assert_unchanged(&snap);
+            assert_build_refused(
+                &img,
+                &snap,
+                &["--from", tree, "--at", at, "--size", "64M"],
+                &[img.path_str(), "no room"],
+            );
         }
         // A tree that does not fit the size asked for.
-        let o = seedpart(&["build", "--disk", img.p(), "--from", &big, "--size", "1M"]);
-        assert_one_error(&o, &[img.p(), "does not fit"]);
-        img.assert_unchanged(&snap);
+        assert_build_refused(
+            &img,
+            &snap,
+            &["--from", &big, "--size", "1M"],
+            &[img.path_str(), "does not fit"],
+        );
     }
 
     let img = gpt_image(128 * MIB, 16);
@@ -1589,60 +1306,41 @@ fn build_refusals_leave_the_image_byte_identical() {
     // --configdrive with garbage, with base64 of something that is no ISO, with a missing file.
     let garbage = t.path().join("garbage");
     fs::write(&garbage, "this is not a configdrive!\n").unwrap();
-    let o = seedpart(&[
-        "build",
-        "--disk",
-        img.p(),
-        "--configdrive",
-        garbage.to_str().unwrap(),
-    ]);
-    assert_one_error(&o, &["--configdrive", "garbage", "not a configdrive"]);
-    img.assert_unchanged(&snap);
     let b64 = t.path().join("b64");
     fs::write(&b64, "aGVsbG8gd29ybGQK\n").unwrap();
-    let o = seedpart(&[
-        "build",
-        "--disk",
-        img.p(),
-        "--configdrive",
-        b64.to_str().unwrap(),
-    ]);
-    assert_one_error(&o, &["--configdrive", "b64", "ISO"]);
-    img.assert_unchanged(&snap);
-    let o = seedpart(&[
-        "build",
-        "--disk",
-        img.p(),
-        "--configdrive",
-        t.path().join("absent").to_str().unwrap(),
-    ]);
-    assert_one_error(&o, &["--configdrive", "absent"]);
-    img.assert_unchanged(&snap);
+    let absent = t.path().join("absent");
+    let cases: [(&Path, &[&str]); 3] = [
+        (&garbage, &["--configdrive", "garbage", "not a configdrive"]),
+        (&b64, &["--configdrive", "b64", "ISO"]),
+        (&absent, &["--configdrive", "absent"]),
+    ];
+    for (file, needles) in cases {
+        let args = ["--configdrive", file.to_str().unwrap()];
+        assert_build_refused(&img, &snap, &args, needles);
+    }
 
     // An ISO not labelled config-2 at the end would never be found: refused.
     let iso = t.path().join("cidata.iso");
     genisoimage(Path::new(tree), "cidata", &iso);
     let blob = t.path().join("cidata.b64");
     ironic_blob(&iso, &blob);
-    let o = seedpart(&[
-        "build",
-        "--disk",
-        img.p(),
-        "--configdrive",
-        blob.to_str().unwrap(),
-        "--at",
-        "end",
-    ]);
-    assert_one_error(&o, &[img.p(), "cidata", "config-2"]);
-    img.assert_unchanged(&snap);
+    assert_build_refused(
+        &img,
+        &snap,
+        &["--configdrive", blob.to_str().unwrap(), "--at", "end"],
+        &[img.path_str(), "cidata", "config-2"],
+    );
 
     // A drive already present.
-    build_ok(&["--disk", img.p(), "--from", tree]);
+    build_ok(&["--disk", img.path_str(), "--from", tree]);
     let snap = img.snapshot();
     for at in ["after-last", "end"] {
-        let o = seedpart(&["build", "--disk", img.p(), "--from", tree, "--at", at]);
-        assert_one_error(&o, &[img.p(), "already has a config drive (partition 2)"]);
-        img.assert_unchanged(&snap);
+        assert_build_refused(
+            &img,
+            &snap,
+            &["--from", tree, "--at", at],
+            &[img.path_str(), "already has a config drive (partition 2)"],
+        );
     }
 
     // The disk itself missing.
@@ -1658,10 +1356,8 @@ fn build_refusals_leave_the_image_byte_identical() {
 
 #[test]
 fn usage_errors_exit_2_and_change_nothing() {
-    require!("sgdisk", "cmp");
-    let t = tempfile::tempdir().unwrap();
-    let tree = t.path().join("tree");
-    make_tree(&tree, "12121212-1111-4222-8333-444444444444", "usage");
+    require_tools!("sgdisk", "cmp");
+    let (_t, tree) = temp_tree("12121212-1111-4222-8333-444444444444", "usage");
     let tree = tree.to_str().unwrap();
     let img = gpt_image(64 * MIB, 16);
     let snap = img.snapshot();
@@ -1669,18 +1365,50 @@ fn usage_errors_exit_2_and_change_nothing() {
         vec![
             "build",
             "--disk",
-            img.p(),
+            img.path_str(),
             "--from",
             tree,
             "--configdrive",
             tree,
         ],
-        vec!["build", "--disk", img.p()],
+        vec!["build", "--disk", img.path_str()],
         vec!["build", "--from", tree],
-        vec!["build", "--disk", img.p(), "--from", tree, "--size", "12Q"],
-        vec!["build", "--disk", img.p(), "--from", tree, "--size", "0"],
-        vec!["build", "--disk", img.p(), "--from", tree, "--size", "-5M"],
-        vec!["build", "--disk", img.p(), "--from", tree, "--at", "middle"],
+        vec![
+            "build",
+            "--disk",
+            img.path_str(),
+            "--from",
+            tree,
+            "--size",
+            "12Q",
+        ],
+        vec![
+            "build",
+            "--disk",
+            img.path_str(),
+            "--from",
+            tree,
+            "--size",
+            "0",
+        ],
+        vec![
+            "build",
+            "--disk",
+            img.path_str(),
+            "--from",
+            tree,
+            "--size",
+            "-5M",
+        ],
+        vec![
+            "build",
+            "--disk",
+            img.path_str(),
+            "--from",
+            tree,
+            "--at",
+            "middle",
+        ],
         vec!["inspect", "--bogus"],
         vec!["frobnicate"],
     ];

@@ -1,11 +1,13 @@
 //! The config-drive model against real drives published by other projects (shared/fixtures),
 //! against drives made here to be wrong, and Ironic's configdrive blob forms.
 
+mod common;
+
+use common::*;
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use base64::Engine as _;
 use seedpart::configdrive::network_data::{BondMode, LinkType, NetworkType};
@@ -13,18 +15,11 @@ use seedpart::configdrive::{Blob, ConfigDrive, ModelError};
 use seedpart::fs::dir::DirFs;
 use seedpart::fs::{FileData, RelPath};
 
-/// shared/ sits beside the repository (`../shared` in CI's clone and in the work tree).
-fn fixtures() -> Option<PathBuf> {
-    let candidates = [
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures"),
-        PathBuf::from("/work/shared/fixtures"),
-    ];
-    let found = candidates
-        .iter()
-        .find(|p| p.join("README.md").is_file())
-        .cloned();
+/// The shared fixtures (`common::fixtures`), or `None` after a `SKIP:` line.
+fn require_fixtures() -> Option<PathBuf> {
+    let found = fixtures();
     if found.is_none() {
-        eprintln!("skipping: no shared/fixtures at {candidates:?}");
+        eprintln!("SKIP: no shared/fixtures beside the repository");
     }
     found
 }
@@ -215,7 +210,9 @@ const NOT_A_DRIVE: &str = "afterburn/openstack-config-drive";
 
 #[test]
 fn every_fixture_drive_loads() {
-    let Some(base) = fixtures() else { return };
+    let Some(base) = require_fixtures() else {
+        return;
+    };
     let found = drive_roots(&base);
     let mut expected: BTreeSet<String> = EXPECT.iter().map(|e| e.drive.to_string()).collect();
     expected.insert(NOT_A_DRIVE.to_string());
@@ -265,7 +262,9 @@ fn every_fixture_drive_loads() {
 
 #[test]
 fn afterburn_file_level_meta_data() {
-    let Some(base) = fixtures() else { return };
+    let Some(base) = require_fixtures() else {
+        return;
+    };
     let err = load_dir(&base.join(NOT_A_DRIVE)).unwrap_err();
     assert!(matches!(err, ModelError::NoVersion { .. }), "{err:?}");
     assert_eq!(
@@ -289,7 +288,9 @@ fn afterburn_file_level_meta_data() {
 
 #[test]
 fn rax_iad_untyped_links() {
-    let Some(base) = fixtures() else { return };
+    let Some(base) = require_fixtures() else {
+        return;
+    };
     let cd = load_dir(&base.join("glean/rax-iad")).unwrap();
     let nd = cd.network().unwrap();
     assert!(
@@ -319,7 +320,9 @@ fn rax_iad_untyped_links() {
 
 #[test]
 fn vexxhost_ovs_dhcp_and_slaac() {
-    let Some(base) = fixtures() else { return };
+    let Some(base) = require_fixtures() else {
+        return;
+    };
     let cd = load_dir(&base.join("glean/vexxhost")).unwrap();
     let nd = cd.network().unwrap();
     assert_eq!(nd.links[0].link_type, LinkType::Ovs);
@@ -341,7 +344,9 @@ fn vexxhost_ovs_dhcp_and_slaac() {
 
 #[test]
 fn liberty_legacy_network_info() {
-    let Some(base) = fixtures() else { return };
+    let Some(base) = require_fixtures() else {
+        return;
+    };
     let cd = load_dir(&base.join("glean/liberty")).unwrap();
     assert!(cd.network_data.is_none());
     let nd = cd.network().unwrap();
@@ -365,7 +370,9 @@ fn liberty_legacy_network_info() {
 
 #[test]
 fn kubevirt_static_gateway_dns() {
-    let Some(base) = fixtures() else { return };
+    let Some(base) = require_fixtures() else {
+        return;
+    };
     let cd = load_dir(&base.join("afterburn/kubevirt/config_drive")).unwrap();
     let nd = cd.network().unwrap();
     assert_eq!(nd.links[0].name.as_deref(), Some("eth0"));
@@ -404,10 +411,13 @@ impl Drive {
         Drive(tempfile::tempdir().unwrap())
     }
 
+    /// A drive holding `openstack/latest/meta_data.json`.
+    fn with_meta(meta_data: impl AsRef<[u8]>) -> Drive {
+        Drive::new().file("openstack/latest/meta_data.json", meta_data)
+    }
+
     fn file(self, rel: &str, bytes: impl AsRef<[u8]>) -> Drive {
-        let p = self.0.path().join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, bytes).unwrap();
+        write_file(&self.0.path().join(rel), bytes);
         self
     }
 
@@ -468,12 +478,10 @@ fn missing_meta_data_names_the_path() {
 
 #[test]
 fn malformed_json_names_file_line_and_column() {
-    let d = Drive::new()
-        .file("openstack/latest/meta_data.json", md("u"))
-        .file(
-            "openstack/latest/network_data.json",
-            "{\n  \"links\": [\n    {\"id\": \"eth0\" \"type\": \"phy\"}\n  ]\n}\n",
-        );
+    let d = Drive::with_meta(md("u")).file(
+        "openstack/latest/network_data.json",
+        "{\n  \"links\": [\n    {\"id\": \"eth0\" \"type\": \"phy\"}\n  ]\n}\n",
+    );
     let e = d.load().unwrap_err();
     let ModelError::Syntax {
         file, line, column, ..
@@ -491,9 +499,7 @@ fn malformed_json_names_file_line_and_column() {
         )
     );
 
-    let d = Drive::new()
-        .file("openstack/latest/meta_data.json", md("u"))
-        .file("openstack/latest/vendor_data2.json", "{\"static\": ");
+    let d = Drive::with_meta(md("u")).file("openstack/latest/vendor_data2.json", "{\"static\": ");
     let e = d.load().unwrap_err().to_string();
     assert!(
         e.starts_with("openstack/latest/vendor_data2.json: malformed JSON at line 1, column 11"),
@@ -503,32 +509,25 @@ fn malformed_json_names_file_line_and_column() {
 
 #[test]
 fn validation_errors_name_file_and_json_path() {
-    let d = Drive::new()
-        .file("openstack/latest/meta_data.json", md("u"))
-        .file(
-            "openstack/latest/network_data.json",
-            r#"{"links": [{"id": "a", "type": "phy", "ethernet_mac_address": "fa:16:3e:00:00:01"},
+    let d = Drive::with_meta(md("u")).file(
+        "openstack/latest/network_data.json",
+        r#"{"links": [{"id": "a", "type": "phy", "ethernet_mac_address": "fa:16:3e:00:00:01"},
                           {"id": "b", "type": "phy", "ethernet_mac_address": "zz"}]}"#,
-        );
+    );
     assert_eq!(
         d.load().unwrap_err().to_string(),
         r#"openstack/latest/network_data.json: links[1].ethernet_mac_address: expected a MAC address like fa:16:3e:00:00:01, found "zz""#
     );
 
-    let d = Drive::new()
-        .file("openstack/latest/meta_data.json", md("u"))
-        .file(
-            "openstack/latest/network_data.json",
-            r#"{"links": [], "networks": [{"id": "n", "type": "ipv4_dhcp", "link": "tap0"}]}"#,
-        );
+    let d = Drive::with_meta(md("u")).file(
+        "openstack/latest/network_data.json",
+        r#"{"links": [], "networks": [{"id": "n", "type": "ipv4_dhcp", "link": "tap0"}]}"#,
+    );
     let e = d.load().unwrap_err();
     assert_eq!(e.file(), Some("openstack/latest/network_data.json"));
     assert_eq!(e.json_path(), Some("networks[0].link"));
 
-    let d = Drive::new().file(
-        "openstack/latest/meta_data.json",
-        r#"{"uuid": "u", "hostname": 1234}"#,
-    );
+    let d = Drive::with_meta(r#"{"uuid": "u", "hostname": 1234}"#);
     assert_eq!(
         d.load().unwrap_err().to_string(),
         "openstack/latest/meta_data.json: hostname: expected a host name (a string), found 1234"
@@ -539,7 +538,7 @@ fn validation_errors_name_file_and_json_path() {
 fn injected_files_must_be_on_the_drive() {
     let meta =
         r#"{"uuid": "u", "files": [{"path": "/etc/motd", "content_path": "/content/0000"}]}"#;
-    let d = Drive::new().file("openstack/latest/meta_data.json", meta);
+    let d = Drive::with_meta(meta);
     let e = d.load().unwrap_err().to_string();
     assert_eq!(
         e,
@@ -554,7 +553,7 @@ fn injected_files_must_be_on_the_drive() {
     );
 
     let meta = r#"{"uuid": "u", "files": [{"path": "/etc/x", "content_path": "/content/../latest/meta_data.json"}]}"#;
-    let d = Drive::new().file("openstack/latest/meta_data.json", meta);
+    let d = Drive::with_meta(meta);
     let e = d.load().unwrap_err().to_string();
     assert!(e.starts_with("openstack/latest/meta_data.json: files[0].content_path: expected a content path like /content/0000"), "{e}");
 }
@@ -562,24 +561,20 @@ fn injected_files_must_be_on_the_drive() {
 #[test]
 fn user_data_is_kept_as_bytes_and_sizes_are_capped() {
     let binary: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
-    let d = Drive::new()
-        .file("openstack/latest/meta_data.json", md("u"))
-        .file("openstack/latest/user_data", &binary);
+    let d = Drive::with_meta(md("u")).file("openstack/latest/user_data", &binary);
     assert_eq!(d.load().unwrap().user_data.as_deref(), Some(&binary[..]));
 
-    let d = Drive::new()
-        .file("openstack/latest/meta_data.json", md("u"))
-        .file("openstack/latest/user_data", vec![b'x'; 16 << 20 | 1]);
+    let d = Drive::with_meta(md("u")).file("openstack/latest/user_data", vec![b'x'; 16 << 20 | 1]);
     let e = d.load().unwrap_err().to_string();
     assert!(
         e.contains("openstack/latest/user_data") && e.contains("limit"),
         "{e}"
     );
 
-    let d = Drive::new().file(
-        "openstack/latest/meta_data.json",
-        format!(r#"{{"uuid": "u", "pad": "{}"}}"#, "x".repeat(4 << 20)),
-    );
+    let d = Drive::with_meta(format!(
+        r#"{{"uuid": "u", "pad": "{}"}}"#,
+        "x".repeat(4 << 20)
+    ));
     let e = d.load().unwrap_err().to_string();
     assert!(
         e.contains("openstack/latest/meta_data.json") && e.contains("limit"),
@@ -589,10 +584,10 @@ fn user_data_is_kept_as_bytes_and_sizes_are_capped() {
 
 #[test]
 fn huge_hostname_is_refused() {
-    let d = Drive::new().file(
-        "openstack/latest/meta_data.json",
-        format!(r#"{{"uuid": "u", "hostname": "{}"}}"#, "h".repeat(3 << 20)),
-    );
+    let d = Drive::with_meta(format!(
+        r#"{{"uuid": "u", "hostname": "{}"}}"#,
+        "h".repeat(3 << 20)
+    ));
     let e = d.load().unwrap_err().to_string();
     assert!(
         e.starts_with(
@@ -605,7 +600,7 @@ fn huge_hostname_is_refused() {
 
 #[test]
 fn symlinks_on_a_drive_are_refused() {
-    let d = Drive::new().file("openstack/latest/meta_data.json", md("u"));
+    let d = Drive::with_meta(md("u"));
     std::os::unix::fs::symlink("/etc/shadow", d.0.path().join("openstack/latest/user_data"))
         .unwrap();
     let e = d.load().unwrap_err();
@@ -617,21 +612,6 @@ fn symlinks_on_a_drive_are_refused() {
 
 // ---- Ironic's configdrive blob -------------------------------------------------------------
 
-fn genisoimage(tree: &Path, out: &Path) -> bool {
-    match Command::new("genisoimage")
-        .args(["-quiet", "-J", "-r", "-V", "config-2", "-o"])
-        .arg(out)
-        .arg(tree)
-        .status()
-    {
-        Ok(s) => s.success(),
-        Err(e) => {
-            eprintln!("skipping: genisoimage: {e}");
-            false
-        }
-    }
-}
-
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     enc.write_all(bytes).unwrap();
@@ -640,14 +620,13 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 
 #[test]
 fn blob_iso_forms_round_trip() {
-    let d = Drive::new()
-        .file("openstack/latest/meta_data.json", md("iso"))
-        .file("openstack/latest/user_data", "#cloud-config\n");
+    let d = Drive::with_meta(md("iso")).file("openstack/latest/user_data", "#cloud-config\n");
     let out = tempfile::tempdir().unwrap();
     let iso_path = out.path().join("cd.iso");
-    if !genisoimage(d.0.path(), &iso_path) {
+    if !require_tool("genisoimage") {
         return;
     }
+    genisoimage(d.0.path(), "config-2", &iso_path);
     let iso = std::fs::read(&iso_path).unwrap();
     assert_eq!(&iso[32769..32774], b"CD001");
     let gz = gzip(&iso);
@@ -716,9 +695,7 @@ fn blob_json_dict_renders_like_ironic() {
     // Written out, the tree is a drive `run` accepts.
     let d = Drive::new();
     for (p, _) in &tree.files {
-        let d2 = d.0.path().join(p.as_str());
-        std::fs::create_dir_all(d2.parent().unwrap()).unwrap();
-        std::fs::write(d2, get(p.as_str())).unwrap();
+        write_file(&d.0.path().join(p.as_str()), get(p.as_str()));
     }
     let cd = d.load().unwrap();
     assert_eq!(cd.uuid(), "1be26c0b-03f2-4d2e-ae87-c02d7f33c123");

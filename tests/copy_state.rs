@@ -1,5 +1,8 @@
 //! The copy of the drive (`copy`), the state file (`state`) and `seedpart status` (`status`).
 
+mod common;
+
+use common::fixtures;
 use seedpart::copy::{self, CopyError, Manifest, SUMS};
 use seedpart::fs::dir::DirFs;
 use seedpart::fs::{DriveFs, DriveFsKind, Entry, EntryKind, FsError, RelPath};
@@ -12,8 +15,6 @@ use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures");
 
 /// A drive tree with nested and empty directories, an empty file, a file larger than the 64 KiB
 /// streaming buffer, binary content and awkward (but valid) names.
@@ -176,11 +177,13 @@ fn copies_a_tree_byte_identical_private_and_with_a_manifest() {
 
 #[test]
 fn copies_the_vexxhost_fixture() {
-    let dir = Path::new(FIXTURES).join("glean/vexxhost");
-    if !dir.is_dir() {
-        eprintln!("SKIP: fixture {} is absent", dir.display());
+    let Some(dir) = fixtures()
+        .map(|f| f.join("glean/vexxhost"))
+        .filter(|d| d.is_dir())
+    else {
+        eprintln!("SKIP: the glean/vexxhost fixture is not in shared/fixtures");
         return;
-    }
+    };
     let root = tempfile::tempdir().unwrap();
     let dest = copy::default_dest(root.path());
     let m = copy_dir(&dir, &dest).unwrap();

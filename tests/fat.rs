@@ -1,5 +1,8 @@
 //! FAT reader and writer, checked against dosfstools and mtools as independent oracles.
 
+mod common;
+
+use common::*;
 use seedpart::disk::window::Window;
 use seedpart::fs::fat::{Fat, probe_label};
 use seedpart::fs::fat_format::{FatFormatError, format_and_fill};
@@ -7,54 +10,7 @@ use seedpart::fs::{DriveFs, DriveFsKind, EntryKind, FileData, FsError, InputTree
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Cursor, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::time::Instant;
-
-const MIB: u64 = 1 << 20;
-
-fn find_tool(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
-
-/// The tools, or `None` after saying which is missing (the test then returns without checking).
-fn tools(names: &[&str]) -> Option<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    for n in names {
-        match find_tool(n) {
-            Some(p) => out.push(p),
-            None => {
-                eprintln!("SKIPPED: {n} is not installed, this test cannot run");
-                return None;
-            }
-        }
-    }
-    Some(out)
-}
-
-fn run(tool: &Path, args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
-    Command::new(tool)
-        .args(args.iter().map(|a| a.as_ref()))
-        .env("MTOOLS_SKIP_CHECK", "1")
-        .output()
-        .unwrap_or_else(|e| panic!("running {}: {e}", tool.display()))
-}
-
-fn run_ok(tool: &Path, args: &[&dyn AsRef<std::ffi::OsStr>]) -> String {
-    let out = run(tool, args);
-    assert!(
-        out.status.success(),
-        "{} {:?} failed: {}{}",
-        tool.display(),
-        args.iter().map(|a| a.as_ref()).collect::<Vec<_>>(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// Bytes that differ file to file and position to position, so misplaced clusters show.
 fn pattern(seed: u64, len: usize) -> Vec<u8> {
@@ -103,9 +59,7 @@ fn sample_files() -> Vec<(&'static str, Vec<u8>)> {
 
 fn write_host_tree(root: &Path, files: &[(&str, Vec<u8>)]) {
     for (p, data) in files {
-        let path = root.join(p);
-        fs::create_dir_all(path.parent().unwrap()).unwrap();
-        fs::write(path, data).unwrap();
+        write_file(&root.join(p), data);
     }
 }
 
@@ -184,40 +138,22 @@ fn mkfs_image(
     label: Option<&str>,
     host: &Path,
 ) -> PathBuf {
-    let [mkfs, mcopy] = &tools(&["mkfs.vfat", "mcopy"]).expect("checked by caller")[..] else {
-        unreachable!()
-    };
     let img = dir.join("mkfs.img");
     let _ = fs::remove_file(&img);
     File::create(&img).unwrap().set_len(size).unwrap();
-    let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = Vec::new();
-    for a in mkfs_args {
-        args.push(a);
+    let mut args = mkfs_args.to_vec();
+    if let Some(label) = label {
+        args.extend(["-n", label]);
     }
-    if let Some(label) = &label {
-        args.push(&"-n");
-        args.push(label);
-    }
-    args.push(&img);
-    run_ok(mkfs, &args);
-    let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&"-s", &"-i", &img];
-    let entries: Vec<PathBuf> = fs::read_dir(host)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    for e in &entries {
-        args.push(e);
-    }
-    args.push(&"::");
-    run_ok(mcopy, &args);
+    args.push(img.to_str().unwrap());
+    run("mkfs.vfat", &args);
+    mcopy_tree(img.to_str().unwrap(), host);
     img
 }
 
 #[test]
 fn reads_mkfs_and_mcopy_volumes() {
-    if tools(&["mkfs.vfat", "mcopy"]).is_none() {
-        return;
-    }
+    require_tools!("mkfs.vfat", "mcopy");
     let tmp = tempfile::tempdir().unwrap();
     let host = tmp.path().join("tree");
     write_host_tree(&host, &sample_files());
@@ -247,9 +183,7 @@ fn reads_mkfs_and_mcopy_volumes() {
 
 #[test]
 fn reads_through_a_window_at_an_offset_and_never_writes() {
-    if tools(&["mkfs.vfat", "mcopy"]).is_none() {
-        return;
-    }
+    require_tools!("mkfs.vfat", "mcopy");
     let tmp = tempfile::tempdir().unwrap();
     let host = tmp.path().join("tree");
     write_host_tree(&host, &sample_files());
@@ -396,8 +330,8 @@ fn sparse_image(path: &Path, len: u64) -> File {
 }
 
 /// fsck.vfat -n must be silent apart from its banner and the summary line.
-fn assert_fsck_clean(fsck: &Path, img: &Path) {
-    let out = run(fsck, &[&"-n", &img]);
+fn assert_fsck_clean(img: &Path) {
+    let out = run_raw("fsck.vfat", &["-n", img.to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "fsck.vfat failed:\n{stdout}{stderr}");
@@ -425,10 +359,7 @@ fn assert_same_tree(a: &Path, b: &Path) {
 
 #[test]
 fn written_volumes_pass_fsck_mtools_and_our_reader() {
-    let Some(t) = tools(&["fsck.vfat", "mcopy", "mlabel", "mdir"]) else {
-        return;
-    };
-    let (fsck, mcopy, mlabel, mdir) = (&t[0], &t[1], &t[2], &t[3]);
+    require_tools!("fsck.vfat", "mcopy", "mlabel", "mdir");
     let tmp = tempfile::tempdir().unwrap();
     let host = tmp.path().join("tree");
     let tree = build_tree(&host, true);
@@ -468,11 +399,12 @@ fn written_volumes_pass_fsck_mtools_and_our_reader() {
         assert_eq!(fs_type, fat.as_bytes(), "{ctx}");
         assert_eq!(u16::from_le_bytes([boot[11], boot[12]]) as u32, ss, "{ctx}");
 
-        assert_fsck_clean(fsck, &img);
+        assert_fsck_clean(&img);
 
-        let label = run_ok(mlabel, &[&"-s", &"-i", &img, &"::"]);
+        let img_s = img.to_str().unwrap();
+        let label = run("mlabel", &["-s", "-i", img_s, "::"]);
         assert!(label.contains("CONFIG-2"), "{ctx}: mlabel says {label:?}");
-        let listing_out = run_ok(mdir, &[&"-/", &"-i", &img, &"::"]);
+        let listing_out = run("mdir", &["-/", "-i", img_s, "::"]);
         assert!(
             listing_out.contains(LONG_NAME),
             "{ctx}: mdir shows\n{listing_out}"
@@ -480,7 +412,10 @@ fn written_volumes_pass_fsck_mtools_and_our_reader() {
 
         let out = tmp.path().join(format!("out{size}-{ss}"));
         fs::create_dir_all(&out).unwrap();
-        run_ok(mcopy, &[&"-s", &"-n", &"-i", &img, &"::*", &out]);
+        run(
+            "mcopy",
+            &["-s", "-n", "-i", img_s, "::*", out.to_str().unwrap()],
+        );
         assert_same_tree(host, &out);
 
         let mut ours = open_image(&img);
@@ -927,7 +862,7 @@ fn mutated_volumes_never_panic() {
         bases.push(img.into_inner());
     }
     // A FAT32 volume too (ours are FAT32 only from 512 MiB): mkfs.vfat makes a small one.
-    if tools(&["mkfs.vfat", "mcopy"]).is_some() {
+    if require_tools(&["mkfs.vfat", "mcopy"]) {
         let tmp = tempfile::tempdir().unwrap();
         let host = tmp.path().join("tree");
         let files: Vec<(&str, Vec<u8>)> = sample_files()

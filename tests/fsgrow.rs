@@ -14,155 +14,41 @@
 //! Every test that cannot run here prints `SKIP:` with the reason. Mounts and loop devices are
 //! released by guards (umount, partx -d, losetup -d) even when a test fails.
 
+mod common;
+
+use common::*;
 use seedpart::grow::ext4::Superblock;
 use seedpart::grow::xfs::{XFS_MIN_AG_BLOCKS, plan_growth, too_many_ags};
 use seedpart::grow::{GrowError, Grown, grow_mounted};
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
-use tempfile::TempDir;
-
-const MIB: u64 = 1 << 20;
-
-fn have(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(tool).is_file()))
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-/// Returns early, with a printed SKIP reason, unless every tool is installed.
-macro_rules! require_tools {
-    ($($tool:expr),* $(,)?) => {
-        if let Some(t) = [$($tool),*].iter().find(|t| !have(t)) {
-            eprintln!("SKIP: {t} is not installed");
-            return;
-        }
-    };
-}
-
-/// Returns early, with a printed SKIP reason, unless root, loop devices and the tools are here.
-macro_rules! require_loop {
-    ($($tool:expr),* $(,)?) => {
-        if let Some(why) = loop_unavailable(&["losetup", "partx", "sgdisk", "mount", "umount", $($tool),*]) {
-            eprintln!("SKIP: {why}");
-            return;
-        }
-    };
-}
-
-fn loop_unavailable(tools: &[&str]) -> Option<String> {
-    if !is_root() {
-        return Some("loop-device and mount tests need root".into());
-    }
-    if !Path::new("/dev/loop-control").exists() {
-        return Some("no /dev/loop-control: this kernel has no loop devices".into());
-    }
-    tools
-        .iter()
-        .find(|t| !have(t))
-        .map(|t| format!("{t} is not installed"))
-}
 
 /// Whether the kernel knows filesystem type `fs` (built in or as a loadable module).
 fn kernel_has_fs(fs: &str) -> bool {
     let listed = fs::read_to_string("/proc/filesystems")
         .is_ok_and(|s| s.lines().any(|l| l.split_whitespace().last() == Some(fs)));
     listed
-        || Command::new("modprobe")
+        || tool_command("modprobe")
             .arg(fs)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
+            .output()
+            .is_ok_and(|o| o.status.success())
 }
 
-fn tool(name: &str, args: &[&str]) -> String {
-    let out = Command::new(name)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {name}: {e}"));
-    assert!(
-        out.status.success(),
-        "{name} {args:?} failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn quiet(name: &str, args: &[&str]) {
-    let _ = Command::new(name)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-}
-
-/// One loop device at a time in this binary: `losetup --find` races with itself.
-static LOOP_LOCK: Mutex<()> = Mutex::new(());
-
-fn loop_lock() -> MutexGuard<'static, ()> {
-    LOOP_LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// A sparse image attached to a loop device; its partitions removed and the device detached on
-/// drop.
-struct Loop {
-    _dir: TempDir,
-    dev: String,
-    sector_size: u64,
-}
-
-impl Loop {
-    fn new(size: u64, sector_size: u64) -> Loop {
-        let dir = tempfile::tempdir().unwrap();
-        let img = dir.path().join("disk.img");
-        File::create(&img).unwrap().set_len(size).unwrap();
-        let ss = sector_size.to_string();
-        let dev = tool(
-            "losetup",
-            &[
-                "--find",
-                "--show",
-                "--sector-size",
-                &ss,
-                img.to_str().unwrap(),
-            ],
-        )
-        .trim()
-        .to_string();
-        assert!(dev.starts_with("/dev/loop"), "losetup said {dev:?}");
-        let l = Loop {
-            _dir: dir,
-            dev,
-            sector_size,
-        };
-        quiet("partx", &["-d", &l.dev]);
-        l
+/// True when the kernel knows filesystem type `fs`; otherwise prints why the test is skipped.
+fn require_kernel_fs(fs: &str) -> bool {
+    if kernel_has_fs(fs) {
+        return true;
     }
+    eprintln!("SKIP: this kernel has no {fs}");
+    false
+}
 
-    fn part(&self, n: u32) -> String {
-        format!("{}p{n}", self.dev)
-    }
-
-    fn mib_sectors(&self) -> u64 {
-        MIB / self.sector_size
-    }
-
+impl LoopDev {
     /// A GPT with partition 1 of `mib` MiB at 1 MiB, known to the kernel.
     fn partition(&self, mib: u64) -> PathBuf {
         let spec = format!("1:{}:+{mib}M", self.mib_sectors());
-        tool("sgdisk", &["-o", "-n", &spec, "-t", "1:8300", &self.dev]);
-        tool("partx", &["-a", &self.dev]);
+        run("sgdisk", &["-o", "-n", &spec, "-t", "1:8300", &self.dev]);
+        self.add_partitions();
         let p = self.part(1);
         assert!(wait_for(&p), "{p} did not appear");
         PathBuf::from(p)
@@ -172,7 +58,7 @@ impl Loop {
     /// with BLKPG_RESIZE_PARTITION. Returns the new size in bytes.
     fn grow_partition(&self) -> u64 {
         let start = self.mib_sectors();
-        tool(
+        run(
             "sgdisk",
             &[
                 "-d",
@@ -184,7 +70,7 @@ impl Loop {
                 &self.dev,
             ],
         );
-        let info = tool("sgdisk", &["-i", "1", &self.dev]);
+        let info = run("sgdisk", &["-i", "1", &self.dev]);
         let field = |name: &str| -> u64 {
             let line = info
                 .lines()
@@ -209,68 +95,6 @@ impl Loop {
     }
 }
 
-impl Drop for Loop {
-    fn drop(&mut self) {
-        quiet("partx", &["-d", &self.dev]);
-        quiet("losetup", &["-d", &self.dev]);
-    }
-}
-
-fn wait_for(path: &str) -> bool {
-    let t = Instant::now();
-    while t.elapsed() < Duration::from_secs(5) {
-        if Path::new(path).exists() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
-}
-
-/// A mount on a fresh temporary directory, unmounted on drop.
-struct Mount {
-    dir: TempDir,
-    mounted: bool,
-}
-
-impl Mount {
-    fn new(args: &[&str]) -> Mount {
-        let dir = tempfile::tempdir().unwrap();
-        let mut all = args.to_vec();
-        all.push(dir.path().to_str().unwrap());
-        tool("mount", &all);
-        Mount { dir, mounted: true }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn unmount(&mut self) {
-        if self.mounted {
-            tool("umount", &[self.dir.path().to_str().unwrap()]);
-            self.mounted = false;
-        }
-    }
-}
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        if self.mounted {
-            let p = self.dir.path().to_str().unwrap().to_string();
-            let ok = Command::new("umount")
-                .arg(&p)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            if !ok {
-                quiet("umount", &["-l", &p]);
-            }
-        }
-    }
-}
-
 /// Total bytes of the filesystem at `p` as statvfs sees it (f_blocks * f_frsize).
 fn statvfs_bytes(p: &Path) -> u64 {
     let st = nix::sys::statvfs::statvfs(p).unwrap();
@@ -281,14 +105,18 @@ const PAYLOAD: &[u8] = b"seedpart fsgrow payload\n";
 
 /// Makes `fstype` (with `mkfs`) on a 300 MiB partition of a 1 GiB disk, mounts it, grows the
 /// partition, calls `grow_mounted` twice, unmounts and runs `check`.
+/// Skips (`SKIP:`) when the kernel has no `fstype`.
 fn grow_on_loop(fstype: &str, sector_size: u64, mkfs: &[&str], check: &[&str]) {
+    if !require_kernel_fs(fstype) {
+        return;
+    }
     let _g = loop_lock();
-    let lp = Loop::new(1024 * MIB, sector_size);
+    let lp = LoopDev::new(1024 * MIB, sector_size);
     let part = lp.partition(300);
     let part_s = part.to_str().unwrap();
     let mut mkfs_args = mkfs[1..].to_vec();
     mkfs_args.push(part_s);
-    tool(mkfs[0], &mkfs_args);
+    run(mkfs[0], &mkfs_args);
     let mut m = Mount::new(&["-t", fstype, part_s]);
     fs::write(m.path().join("payload"), PAYLOAD).unwrap();
     let before = statvfs_bytes(m.path());
@@ -338,26 +166,18 @@ fn grow_on_loop(fstype: &str, sector_size: u64, mkfs: &[&str], check: &[&str]) {
     m.unmount();
     let mut check_args = check[1..].to_vec();
     check_args.push(part_s);
-    tool(check[0], &check_args);
+    run(check[0], &check_args);
 }
 
 #[test]
 fn xfs_grows_online_512() {
-    require_loop!("mkfs.xfs", "xfs_repair");
-    if !kernel_has_fs("xfs") {
-        eprintln!("SKIP: this kernel has no xfs");
-        return;
-    }
+    require_loop!("sgdisk", "mount", "umount", "mkfs.xfs", "xfs_repair");
     grow_on_loop("xfs", 512, &["mkfs.xfs", "-f", "-q"], &["xfs_repair", "-n"]);
 }
 
 #[test]
 fn xfs_grows_online_4096() {
-    require_loop!("mkfs.xfs", "xfs_repair");
-    if !kernel_has_fs("xfs") {
-        eprintln!("SKIP: this kernel has no xfs");
-        return;
-    }
+    require_loop!("sgdisk", "mount", "umount", "mkfs.xfs", "xfs_repair");
     grow_on_loop(
         "xfs",
         4096,
@@ -368,11 +188,7 @@ fn xfs_grows_online_4096() {
 
 #[test]
 fn btrfs_grows_online() {
-    require_loop!("mkfs.btrfs", "btrfs");
-    if !kernel_has_fs("btrfs") {
-        eprintln!("SKIP: this kernel has no btrfs");
-        return;
-    }
+    require_loop!("sgdisk", "mount", "umount", "mkfs.btrfs", "btrfs");
     grow_on_loop(
         "btrfs",
         512,
@@ -393,16 +209,15 @@ fn has_cap_sys_resource() -> bool {
 
 #[test]
 fn ext4_grows_online_or_says_why_not() {
-    require_loop!("mkfs.ext4", "e2fsck");
-    if !kernel_has_fs("ext4") {
-        eprintln!("SKIP: this kernel has no ext4");
+    require_loop!("sgdisk", "mount", "umount", "mkfs.ext4", "e2fsck");
+    if !require_kernel_fs("ext4") {
         return;
     }
     let _g = loop_lock();
-    let lp = Loop::new(1024 * MIB, 512);
+    let lp = LoopDev::new(1024 * MIB, 512);
     let part = lp.partition(300);
     let part_s = part.to_str().unwrap();
-    tool("mkfs.ext4", &["-F", "-q", part_s]);
+    run("mkfs.ext4", &["-F", "-q", part_s]);
     let mut m = Mount::new(&["-t", "ext4", part_s]);
     // Full size already: answered from the superblock, no ioctl (so no EPERM either).
     let full = grow_mounted(m.path(), "ext4", &part).unwrap();
@@ -423,7 +238,7 @@ fn ext4_grows_online_or_says_why_not() {
                 "a second grow is a no-op"
             );
             m.unmount();
-            tool("e2fsck", &["-f", "-n", part_s]);
+            run("e2fsck", &["-f", "-n", part_s]);
         }
         Err(e) => {
             let msg = e.to_string();
@@ -484,7 +299,7 @@ fn a_tmpfs_mount_is_unsupported_and_never_taken_for_xfs() {
 
 /// `dumpe2fs -h` fields by name.
 fn dumpe2fs(img: &Path) -> Vec<(String, String)> {
-    tool("dumpe2fs", &["-h", img.to_str().unwrap()])
+    run("dumpe2fs", &["-h", img.to_str().unwrap()])
         .lines()
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
@@ -516,15 +331,13 @@ fn ext4_superblock_matches_dumpe2fs() {
         (200, &["-b", "2048", "-I", "128"]),
     ];
     for (mib, opts) in cases {
-        let dir = tempfile::tempdir().unwrap();
-        let img = dir.path().join("ext4.img");
-        File::create(&img).unwrap().set_len(mib * MIB).unwrap();
+        let img = TempImage::new(mib * MIB);
         let mut args = vec!["-F", "-q"];
         args.extend_from_slice(opts);
-        args.push(img.to_str().unwrap());
-        tool("mkfs.ext4", &args);
-        let d = dumpe2fs(&img);
-        let sb = Superblock::read(&File::open(&img).unwrap()).unwrap();
+        args.push(img.path_str());
+        run("mkfs.ext4", &args);
+        let d = dumpe2fs(&img.path);
+        let sb = Superblock::read(&img.open_ro()).unwrap();
         let what = format!("{mib} MiB {opts:?}");
         assert_eq!(sb.blocks_count, num(&d, "Block count"), "{what}");
         assert_eq!(sb.block_size(), num(&d, "Block size"), "{what}");

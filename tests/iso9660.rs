@@ -1,10 +1,12 @@
 //! The ISO 9660 reader against real images made at test time by genisoimage and xorriso, the
 //! tools Ironic and Nova use to write config drives.
 
+mod common;
+
+use common::*;
 use std::fs::File;
 use std::io::{Cursor, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use seedpart::disk::Window;
 use seedpart::fs::iso9660::{Iso9660, probe_label};
@@ -63,19 +65,7 @@ fn make_tree(root: &Path) {
         ),
     ];
     for (p, data) in files {
-        let p = root.join(p);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, data).unwrap();
-    }
-}
-
-fn have(tool: &str) -> bool {
-    match Command::new(tool).arg("-version").output() {
-        Ok(o) if o.status.success() => true,
-        _ => {
-            eprintln!("SKIPPED: {tool} is not installed; this test did not run");
-            false
-        }
+        write_file(&root.join(p), data);
     }
 }
 
@@ -85,27 +75,23 @@ struct Made {
     iso: PathBuf,
 }
 
-/// Makes `tree/` and an image of it with `tool args... -o iso tree`.
+/// The flags Ironic makes config drives with: Rock Ridge and Joliet, labelled config-2.
+const IRONIC_FLAGS: &[&str] = &["-quiet", "-J", "-r", "-V", "config-2"];
+
+/// Makes `tree/` and an image of it with `tool args... -o iso tree`; `None` (after a `SKIP:`
+/// line) when the tool is not installed.
+#[track_caller]
 fn make_iso(tool: &str, args: &[&str]) -> Option<Made> {
-    if !have(tool) {
+    if !require_tool(tool) {
         return None;
     }
     let dir = tempfile::tempdir().unwrap();
     let tree = dir.path().join("tree");
     make_tree(&tree);
     let iso = dir.path().join("drive.iso");
-    let out = Command::new(tool)
-        .args(args)
-        .arg("-o")
-        .arg(&iso)
-        .arg(&tree)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{tool} {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut all = args.to_vec();
+    all.extend(["-o", iso.to_str().unwrap(), tree.to_str().unwrap()]);
+    run(tool, &all);
     Some(Made {
         _dir: dir,
         tree,
@@ -186,9 +172,21 @@ fn open_file(iso: &Path) -> Iso9660<File> {
     Iso9660::open(File::open(iso).unwrap()).unwrap()
 }
 
+/// An image made with `tool args...` (`make_iso`) reads as config-2 holding the whole tree
+/// under its own names.
+#[track_caller]
+fn assert_reads_the_whole_tree(tool: &str, args: &[&str]) {
+    let Some(m) = make_iso(tool, args) else {
+        return;
+    };
+    let mut fs = open_file(&m.iso);
+    assert_eq!(fs.label(), "config-2");
+    assert_same_tree(&mut fs, &m.tree, &same);
+}
+
 #[test]
 fn genisoimage_rock_ridge_and_joliet() {
-    let Some(m) = make_iso("genisoimage", &["-quiet", "-J", "-r", "-V", "config-2"]) else {
+    let Some(m) = make_iso("genisoimage", IRONIC_FLAGS) else {
         return;
     };
     let mut fs = open_file(&m.iso);
@@ -205,40 +203,16 @@ fn genisoimage_rock_ridge_and_joliet() {
 
 #[test]
 fn genisoimage_nova_options() {
-    let Some(m) = make_iso(
-        "genisoimage",
-        &[
-            "-ldots",
-            "-allow-lowercase",
-            "-allow-multidot",
-            "-l",
-            "-publisher",
-            "OpenStack Compute",
-            "-quiet",
-            "-J",
-            "-r",
-            "-V",
-            "config-2",
-        ],
-    ) else {
-        return;
-    };
-    let mut fs = open_file(&m.iso);
-    assert_eq!(fs.label(), "config-2");
-    assert_same_tree(&mut fs, &m.tree, &same);
+    let flags = [NOVA_ISO_FLAGS, &["-V", "config-2"]].concat();
+    assert_reads_the_whole_tree("genisoimage", &flags);
 }
 
 #[test]
 fn xorriso_rock_ridge_and_joliet() {
-    let Some(m) = make_iso(
+    assert_reads_the_whole_tree(
         "xorriso",
         &["-as", "mkisofs", "-quiet", "-r", "-J", "-V", "config-2"],
-    ) else {
-        return;
-    };
-    let mut fs = open_file(&m.iso);
-    assert_eq!(fs.label(), "config-2");
-    assert_same_tree(&mut fs, &m.tree, &same);
+    );
 }
 
 #[test]
@@ -298,20 +272,13 @@ fn genisoimage_plain_iso_names() {
 
 #[test]
 fn listing_matches_isoinfo() {
-    let Some(m) = make_iso("genisoimage", &["-quiet", "-J", "-r", "-V", "config-2"]) else {
+    let Some(m) = make_iso("genisoimage", IRONIC_FLAGS) else {
         return;
     };
-    if !have("isoinfo") {
+    if !require_tool("isoinfo") {
         return;
     }
-    let out = Command::new("isoinfo")
-        .args(["-R", "-f", "-i"])
-        .arg(&m.iso)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let mut theirs: Vec<String> = String::from_utf8(out.stdout)
-        .unwrap()
+    let mut theirs: Vec<String> = run("isoinfo", &["-R", "-f", "-i", m.iso.to_str().unwrap()])
         .lines()
         .map(|l| l.trim_start_matches('/').to_string())
         .collect();
@@ -328,7 +295,7 @@ fn listing_matches_isoinfo() {
 
 #[test]
 fn missing_file_and_directory_paths() {
-    let Some(m) = make_iso("genisoimage", &["-quiet", "-J", "-r", "-V", "config-2"]) else {
+    let Some(m) = make_iso("genisoimage", IRONIC_FLAGS) else {
         return;
     };
     let mut fs = open_file(&m.iso);
@@ -371,7 +338,7 @@ fn disk_with_iso_at(iso: &Path, offset: u64) -> (tempfile::NamedTempFile, u64) {
 
 #[test]
 fn image_inside_a_partition_window() {
-    let Some(m) = make_iso("genisoimage", &["-quiet", "-J", "-r", "-V", "config-2"]) else {
+    let Some(m) = make_iso("genisoimage", IRONIC_FLAGS) else {
         return;
     };
     let offset = 1 << 20;
@@ -385,7 +352,7 @@ fn image_inside_a_partition_window() {
 
 #[test]
 fn window_shorter_than_the_image_errors_naming_the_extent() {
-    let Some(m) = make_iso("genisoimage", &["-quiet", "-J", "-r", "-V", "config-2"]) else {
+    let Some(m) = make_iso("genisoimage", IRONIC_FLAGS) else {
         return;
     };
     let offset = 1 << 20;

@@ -5,13 +5,15 @@
 //!
 //! `SEEDPART_BLESS=1 cargo test --test network_render` rewrites the golden files.
 
+mod common;
+
+use common::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::Write;
 use std::net::IpAddr;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 
 use seedpart::apply::network::{RenderedFile, Stack, render};
 use seedpart::configdrive::NetworkData;
@@ -55,15 +57,6 @@ const OWN_CASES: &[&str] = &[
     "link-types",
 ];
 
-fn fixtures() -> Option<PathBuf> {
-    [
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures"),
-        PathBuf::from("/work/shared/fixtures"),
-    ]
-    .into_iter()
-    .find(|p| p.join("README.md").is_file())
-}
-
 struct Case {
     name: String,
     net: NetworkData,
@@ -104,8 +97,7 @@ fn rendered(case: &Case, stack: Stack) -> Vec<RenderedFile> {
 fn write_tree(root: &Path, files: &[RenderedFile]) {
     for f in files {
         let p = root.join(f.path.as_str());
-        fs::create_dir_all(p.parent().unwrap()).unwrap();
-        fs::write(&p, &f.contents).unwrap();
+        write_file(&p, &f.contents);
         fs::set_permissions(&p, fs::Permissions::from_mode(f.mode)).unwrap();
     }
 }
@@ -208,6 +200,25 @@ fn every_file_has_the_header_and_rendering_is_deterministic() {
     }
 }
 
+/// The systemd-networkd files `all` (concatenated) match every NIC of `net` by MAC and hold
+/// every static address (`expected_facts`).
+#[track_caller]
+fn assert_networkd_has_the_facts(all: &str, net: &NetworkData, ctx: &str) {
+    let (macs, addrs) = expected_facts(net);
+    for m in &macs {
+        assert!(
+            all.contains(&format!("MACAddress={m}")),
+            "{ctx}: no networkd file matches {m}:\n{all}"
+        );
+    }
+    for a in &addrs {
+        assert!(
+            all.contains(&format!("Address={a}")),
+            "{ctx}: no Address={a}:\n{all}"
+        );
+    }
+}
+
 /// What every stack must mention for `net`: the MAC of each NIC that is configured (has a
 /// network, is a bond member or a VLAN parent), and each static address with its prefix.
 fn expected_facts(net: &NetworkData) -> (BTreeSet<String>, BTreeSet<String>) {
@@ -238,16 +249,8 @@ fn expected_facts(net: &NetworkData) -> (BTreeSet<String>, BTreeSet<String>) {
     (macs, addrs)
 }
 
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn run(cmd: &mut Command) -> (bool, String, String) {
+/// Runs `cmd`: whether it succeeded, its stdout and its stderr.
+fn run_command(cmd: &mut Command) -> (bool, String, String) {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     (
         out.status.success(),
@@ -260,15 +263,17 @@ fn run(cmd: &mut Command) -> (bool, String, String) {
 // netplan
 
 fn netplan_generate(root: &Path) -> (bool, String, String) {
-    run(Command::new("netplan")
-        .arg("generate")
-        .arg("--root-dir")
-        .arg(root))
+    run_command(
+        tool_command("netplan")
+            .arg("generate")
+            .arg("--root-dir")
+            .arg(root),
+    )
 }
 
 #[test]
 fn netplan_generate_accepts_every_case() {
-    if !have("netplan") {
+    if !have_tool("netplan") {
         println!("SKIP: netplan is not installed (scripts/deps.sh installs netplan.io)");
         return;
     }
@@ -307,21 +312,8 @@ fn netplan_generate_accepts_every_case() {
             case.name
         );
         let all: String = generated.values().cloned().collect();
-        let (macs, addrs) = expected_facts(&case.net);
-        for m in &macs {
-            assert!(
-                all.contains(&format!("MACAddress={m}")),
-                "{}: no networkd file netplan generated matches {m}:\n{all}",
-                case.name
-            );
-        }
-        for a in &addrs {
-            assert!(
-                all.contains(&format!("Address={a}")),
-                "{}: netplan generated no Address={a}:\n{all}",
-                case.name
-            );
-        }
+        let ctx = format!("{} (what netplan generated)", case.name);
+        assert_networkd_has_the_facts(&all, &case.net, &ctx);
         // Bonds and VLANs become .netdev files of the right kind.
         let bonds = case
             .net
@@ -350,20 +342,12 @@ fn netplan_generate_accepts_every_case() {
 /// verifies the connection, prints it back normalized). `None` when this nmcli has no
 /// `--offline`.
 fn nm_roundtrip(contents: &str, id: &str) -> Option<(bool, String, String)> {
-    let mut child = Command::new("nmcli")
-        .args(["--offline", "connection", "modify", "connection.id", id])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .ok()?;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(contents.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = run_stdin_raw(
+        "nmcli",
+        &["--offline", "connection", "modify", "connection.id", id],
+        contents,
+    )
+    .ok()?;
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     if err.contains("--offline") && err.contains("nknown") {
         return None;
@@ -404,7 +388,7 @@ fn ini(s: &str) -> BTreeMap<String, BTreeMap<String, String>> {
 
 #[test]
 fn networkmanager_reads_every_keyfile() {
-    if !have("nmcli") {
+    if !have_tool("nmcli") {
         println!("SKIP: nmcli is not installed (scripts/deps.sh installs network-manager)");
         return;
     }
@@ -498,7 +482,7 @@ fn by_name(net: &NetworkData) -> usize {
 
 #[test]
 fn ifupdown_parses_every_interfaces_file() {
-    if !have("ifquery") {
+    if !have_tool("ifquery") {
         println!("SKIP: ifquery is not installed (scripts/deps.sh installs ifupdown)");
         return;
     }
@@ -506,12 +490,14 @@ fn ifupdown_parses_every_interfaces_file() {
     let state = t.path().join("state");
     fs::create_dir_all(&state).unwrap();
     let query = |file: &Path, args: &[&str]| {
-        run(Command::new("ifquery")
-            .arg("-i")
-            .arg(file)
-            .arg("--state-dir")
-            .arg(&state)
-            .args(args))
+        run_command(
+            tool_command("ifquery")
+                .arg("-i")
+                .arg(file)
+                .arg("--state-dir")
+                .arg(&state)
+                .args(args),
+        )
     };
     // The oracle can fail.
     let bad = t.path().join("bad");
@@ -558,11 +544,11 @@ fn ifupdown_parses_every_interfaces_file() {
 /// --no-act --all` must then find every NIC by its address and print the commands it would run.
 #[test]
 fn ifupdown_finds_nics_by_mac_in_a_namespace() {
-    if !have("ifup") || !have("unshare") || !have("ip") {
+    if !have_tool("ifup") || !have_tool("unshare") || !have_tool("ip") {
         println!("SKIP: ifup, unshare or ip is not installed");
         return;
     }
-    let probe = run(Command::new("unshare").args([
+    let probe = run_command(tool_command("unshare").args([
         "-n", "ip", "link", "add", "sp0", "type", "veth", "peer", "name", "sp1",
     ]));
     if !probe.0 {
@@ -597,7 +583,8 @@ fn ifupdown_finds_nics_by_mac_in_a_namespace() {
             f.display(),
             state.display()
         );
-        let (ok, out, err) = run(Command::new("unshare").args(["-n", "-m", "sh", "-c", &script]));
+        let (ok, out, err) =
+            run_command(tool_command("unshare").args(["-n", "-m", "sh", "-c", &script]));
         assert!(ok, "{}: {out}{err}", case.name);
         for (n, m) in macs.iter().enumerate() {
             if m.len() == 17 {
@@ -804,7 +791,7 @@ fn networkd_writes_only_documented_keys() {
         3
     );
     // Where the man pages are installed, each key in the allow-list is in them.
-    let man = |page: &str| run(Command::new("man").args([page]).env("MANWIDTH", "200"));
+    let man = |page: &str| run_command(tool_command("man").args([page]).env("MANWIDTH", "200"));
     for (page, table) in [
         ("systemd.network", NETWORK_KEYS),
         ("systemd.netdev", NETDEV_KEYS),
@@ -839,17 +826,7 @@ fn networkd_writes_only_documented_keys() {
         );
         // Every NIC matched by MAC, every static address present, one .netdev per bond/VLAN.
         let all: String = files.iter().map(|f| f.contents.clone()).collect();
-        let (macs, addrs) = expected_facts(&case.net);
-        for m in &macs {
-            assert!(
-                all.contains(&format!("MACAddress={m}")),
-                "{}: {m}",
-                case.name
-            );
-        }
-        for a in &addrs {
-            assert!(all.contains(&format!("Address={a}")), "{}: {a}", case.name);
-        }
+        assert_networkd_has_the_facts(&all, &case.net, &case.name);
         let created = case
             .net
             .links

@@ -130,12 +130,6 @@ impl Sparse {
     }
 }
 
-#[derive(Clone, Debug)]
-enum Op {
-    Write(u64, Vec<u8>),
-    Sync,
-}
-
 /// A `Device` over a `Sparse` image that records every write and flush and, like a disk,
 /// refuses writes past its end.
 struct Disk {
@@ -212,26 +206,10 @@ impl Device for Disk {
 // ---------------------------------------------------------------------------------------------
 // Fixtures.
 
-fn sgdisk(dev: &str, args: &[&str]) {
-    let mut a = args.to_vec();
-    a.push(dev);
-    run("sgdisk", &a);
-}
-
-fn sgdisk_image(size: u64, args: &[&str]) -> TempImage {
-    let img = TempImage::new(size);
-    sgdisk(img.path_str(), args);
-    img
-}
-
 /// An MBR image made by sfdisk from `script`, in which `IMG` stands for the image's path.
 fn sfdisk_image(size: u64, script: &str) -> TempImage {
     let img = TempImage::new(size);
-    run_stdin(
-        "sfdisk",
-        &["--no-reread", "--no-tell-kernel", img.path_str()],
-        &script.replace("IMG", img.path_str()),
-    );
+    sfdisk_script(img.path_str(), &script.replace("IMG", img.path_str()));
     img
 }
 
@@ -440,42 +418,6 @@ fn assert_other_entries_identical(
 // ---------------------------------------------------------------------------------------------
 // Crash replay.
 
-/// A piece of a write that may have reached the disk.
-type Piece<'a> = (u64, &'a [u8]);
-
-/// Every way one write can be torn at sector granularity (a sector lands whole or not at all),
-/// plus literally the first half of its bytes.
-fn tears(off: u64, data: &[u8], ss: usize) -> Vec<(String, Vec<Piece<'_>>)> {
-    let n = data.len().div_ceil(ss);
-    let mut v: Vec<(String, Vec<Piece<'_>>)> = vec![(
-        "first half of its bytes".into(),
-        vec![(off, &data[..data.len() / 2])],
-    )];
-    for j in 1..n {
-        let cut = j * ss;
-        v.push((format!("first {j} sectors"), vec![(off, &data[..cut])]));
-        v.push((
-            format!("all but the first {j} sectors"),
-            vec![(off + cut as u64, &data[cut..])],
-        ));
-    }
-    if n > 2 {
-        for j in 0..n {
-            let a = j * ss;
-            let b = (a + ss).min(data.len());
-            v.push((
-                format!("only sector {j}"),
-                vec![(off + a as u64, &data[a..b])],
-            ));
-            v.push((
-                format!("all but sector {j}"),
-                vec![(off, &data[..a]), (off + b as u64, &data[b..])],
-            ));
-        }
-    }
-    v
-}
-
 /// The tears after which the operations are also re-run (re-running is the slow part): one of
 /// each kind, since any tear of an array leaves it failing its CRC the same way.
 fn representative(how: &str, sectors: usize) -> bool {
@@ -609,7 +551,7 @@ fn crash_replay(c: &Case, o: &Outcome, ops: &[Op], expect: (u64, u64)) -> usize 
         ));
         let mut external = vec![(format!("after {k} writes"), img.clone())];
         if let Some(&(off, data)) = writes.get(k) {
-            for (how, pieces) in tears(off, data, ss) {
+            for (how, pieces) in torn_writes(off, data, ss) {
                 let mut torn = img.clone();
                 for (o, d) in pieces {
                     torn.write_at(o, d);
@@ -675,20 +617,13 @@ fn external_reader_problem(
     let got = match (before.kind, before.sector_size) {
         (TableKind::Gpt, 512) if have_tool("sgdisk") => {
             img.save(&tmp.path);
-            let out = run_raw("sgdisk", &["-p", tmp.path_str()]);
-            let text = String::from_utf8_lossy(&out.stdout).into_owned();
-            if !out.status.success() || text.contains("Creating new GPT") {
-                return Some(format!("sgdisk finds no GPT: {text}"));
+            match sgdisk_rows(tmp.path_str()) {
+                Ok(rows) => rows
+                    .into_iter()
+                    .map(|(n, s, e)| (n, s, e - s + 1))
+                    .collect(),
+                Err(why) => return Some(why),
             }
-            text.lines()
-                .skip_while(|l| !l.starts_with("Number"))
-                .skip(1)
-                .filter_map(|l| {
-                    let f: Vec<&str> = l.split_whitespace().collect();
-                    let (s, e): (u64, u64) = (f.get(1)?.parse().ok()?, f.get(2)?.parse().ok()?);
-                    Some((f.first()?.parse().ok()?, s, e - s + 1))
-                })
-                .collect::<Vec<_>>()
         }
         (TableKind::Mbr, 512) if have_tool("sfdisk") => {
             img.save(&tmp.path);
@@ -740,12 +675,6 @@ fn assert_sfdisk_agrees(dev: &str, t: &Table) {
 }
 
 #[track_caller]
-fn assert_sgdisk_clean(dev: &str) {
-    let (clean, text) = sgdisk_verify(dev);
-    assert!(clean, "sgdisk -v {dev}:\n{text}");
-}
-
-#[track_caller]
 fn assert_sfdisk_verifies(dev: &str) {
     let out = run_raw("sfdisk", &["-V", dev]);
     let text = String::from_utf8_lossy(&out.stdout);
@@ -775,14 +704,29 @@ fn assert_mbr_bytes_as_sfdisk_writes(img: &TempImage, t: &Table, script: &str) {
     }
 }
 
+/// `sgdisk -v` finds nothing wrong with `dev` and `sfdisk --json` lists our table `t`.
+#[track_caller]
+fn assert_gpt_tools_agree(dev: &str, t: &Table) {
+    assert_sgdisk_clean(dev);
+    assert_sfdisk_agrees(dev, t);
+}
+
+/// sfdisk agrees with the MBR result `t`: `sfdisk -V` passes, `sfdisk --json` lists `t`, and
+/// the table bytes are those sfdisk writes for `script` (see
+/// `assert_mbr_bytes_as_sfdisk_writes`).
+#[track_caller]
+fn assert_sfdisk_makes_it(img: &TempImage, t: &Table, script: &str) {
+    assert_sfdisk_verifies(img.path_str());
+    assert_sfdisk_agrees(img.path_str(), t);
+    assert_mbr_bytes_as_sfdisk_writes(img, t, script);
+}
+
 // ---------------------------------------------------------------------------------------------
 // GPT.
 
 #[test]
 fn gpt_512_ironic_layout_grows_root_to_the_aligned_end() {
-    if !require_tools(&["sgdisk", "sfdisk"]) {
-        return;
-    }
+    require_tools!("sgdisk", "sfdisk");
     let img = sgdisk_image(1100 * MIB, IRONIC);
     let o = reclaim(&Case {
         label: "gpt 512 ironic",
@@ -797,15 +741,12 @@ fn gpt_512_ironic_layout_grows_root_to_the_aligned_end() {
         o.after.get(1).unwrap().end(),
         (o.before.last_usable + 1) / 2048 * 2048
     );
-    assert_sgdisk_clean(img.path_str());
-    assert_sfdisk_agrees(img.path_str(), &o.after);
+    assert_gpt_tools_agree(img.path_str(), &o.after);
 }
 
 #[test]
 fn gpt_512_drive_right_after_root_grows_root_up_to_the_next_partition() {
-    if !require_tools(&["sgdisk", "sfdisk"]) {
-        return;
-    }
+    require_tools!("sgdisk", "sfdisk");
     // EFI (1), root (2), config-v2 (3) right after root, free space, a data partition (4)
     // in the last 128 MiB: root grows over the drive and the free space, up to 4.
     let img = sgdisk_image(
@@ -841,15 +782,12 @@ fn gpt_512_drive_right_after_root_grows_root_up_to_the_next_partition() {
     let p4 = o.before.get(4).unwrap();
     assert_eq!(o.after.get(2).unwrap().end(), p4.start / 2048 * 2048);
     assert_eq!(o.after.get(4), Some(p4));
-    assert_sgdisk_clean(img.path_str());
-    assert_sfdisk_agrees(img.path_str(), &o.after);
+    assert_gpt_tools_agree(img.path_str(), &o.after);
 }
 
 #[test]
 fn gpt_512_image_on_a_larger_disk_moves_the_backup_before_growing() {
-    if !require_tools(&["sgdisk", "sfdisk"]) {
-        return;
-    }
+    require_tools!("sgdisk", "sfdisk");
     let img = sgdisk_image(1100 * MIB, IRONIC);
     let old_backup = 1100 * MIB / 512 - 1;
     img.set_len(1600 * MIB);
@@ -878,15 +816,12 @@ fn gpt_512_image_on_a_larger_disk_moves_the_backup_before_growing() {
         u32::from_le_bytes(mbr[12..16].try_into().unwrap()),
         (disk - 1) as u32
     );
-    assert_sgdisk_clean(img.path_str());
-    assert_sfdisk_agrees(img.path_str(), &o.after);
+    assert_gpt_tools_agree(img.path_str(), &o.after);
 }
 
 #[test]
 fn gpt_4096_on_a_4kn_loop_device() {
-    if !require_root() || !require_tools(&["sgdisk", "sfdisk"]) {
-        return;
-    }
+    require_loop!("sgdisk", "sfdisk");
     let _g = loop_lock();
     // Ironic on a larger disk (backup relocation), and the drive right after root:
     // (label, MiB the image is made with, MiB of the disk, sgdisk arguments, root, drive).
@@ -945,8 +880,7 @@ fn gpt_4096_on_a_4kn_loop_device() {
             "{label}"
         );
         let lo = LoopDev::attach(&img.path, 4096);
-        assert_sgdisk_clean(&lo.dev);
-        assert_sfdisk_agrees(&lo.dev, &o.after);
+        assert_gpt_tools_agree(&lo.dev, &o.after);
         // The engine given the sector size reads the same and has nothing left to do.
         let mut f = lo.open_rw();
         assert!(!grow_partition(&mut f, Some(4096), &o.plan).unwrap());
@@ -956,25 +890,44 @@ fn gpt_4096_on_a_4kn_loop_device() {
 // ---------------------------------------------------------------------------------------------
 // MBR.
 
-#[test]
-fn mbr_primary_root_with_the_drive_right_after_it() {
-    if !require_tools(&["sfdisk"]) {
-        return;
-    }
-    // root (1), config drive (2, 0x99) right after it, free space, swap (3) in the last 64 MiB.
-    let script = "label: dos\nlabel-id: 0x5eed0001\nIMG1 : start=2048, size=1048576, type=83\nIMG2 : start=1050624, size=131072, type=99\nIMG3 : start=1966080, size=131072, type=82\n";
-    let img = sfdisk_image(1024 * MIB, script);
+/// `reclaim` (with 512-byte sectors) on an MBR image of `size` bytes made by sfdisk from
+/// `script` (see `sfdisk_image`).
+fn reclaim_mbr(
+    label: &str,
+    size: u64,
+    script: &str,
+    root: u32,
+    drive: u32,
+) -> (TempImage, Outcome) {
+    let img = sfdisk_image(size, script);
     let o = reclaim(&Case {
-        label: "mbr primary after root",
+        label,
         img: &img,
         ss: Some(512),
-        root: 1,
-        drive: 2,
+        root,
+        drive,
     });
+    (img, o)
+}
+
+/// The layout both logical-root tests end in on a disk of `disk` sectors: boot (1), the
+/// container (2) and root (5) grown to the disk's end.
+fn logical_root_grown_to_the_end(disk: u64) -> String {
+    format!(
+        "label: dos\nIMG1 : start=2048, size=8192, type=83\nIMG2 : start=10240, size={}, type=5\nIMG5 : start=12288, size={}, type=83\n",
+        disk - 10240,
+        disk - 12288
+    )
+}
+
+#[test]
+fn mbr_primary_root_with_the_drive_right_after_it() {
+    require_tools!("sfdisk");
+    // root (1), config drive (2, 0x99) right after it, free space, swap (3) in the last 64 MiB.
+    let script = "label: dos\nlabel-id: 0x5eed0001\nIMG1 : start=2048, size=1048576, type=83\nIMG2 : start=1050624, size=131072, type=99\nIMG3 : start=1966080, size=131072, type=82\n";
+    let (img, o) = reclaim_mbr("mbr primary after root", 1024 * MIB, script, 1, 2);
     assert_eq!(o.after.get(1).unwrap().end(), 1966080);
-    assert_sfdisk_verifies(img.path_str());
-    assert_sfdisk_agrees(img.path_str(), &o.after);
-    assert_mbr_bytes_as_sfdisk_writes(
+    assert_sfdisk_makes_it(
         &img,
         &o.after,
         "label: dos\nIMG1 : start=2048, size=1964032, type=83\nIMG3 : start=1966080, size=131072, type=82\n",
@@ -983,23 +936,12 @@ fn mbr_primary_root_with_the_drive_right_after_it() {
 
 #[test]
 fn mbr_ironic_layout_grows_root_to_the_disks_end() {
-    if !require_tools(&["sfdisk"]) {
-        return;
-    }
+    require_tools!("sfdisk");
     let script = "label: dos\nIMG1 : start=2048, size=1048576, type=83\nIMG2 : start=2121728, size=131072, type=c\n";
-    let img = sfdisk_image(1100 * MIB, script);
-    let o = reclaim(&Case {
-        label: "mbr ironic",
-        img: &img,
-        ss: Some(512),
-        root: 1,
-        drive: 2,
-    });
+    let (img, o) = reclaim_mbr("mbr ironic", 1100 * MIB, script, 1, 2);
     // No backup table on MBR: the disk's last sector is usable.
     assert_eq!(o.after.get(1).unwrap().end(), 1100 * MIB / 512);
-    assert_sfdisk_verifies(img.path_str());
-    assert_sfdisk_agrees(img.path_str(), &o.after);
-    assert_mbr_bytes_as_sfdisk_writes(
+    assert_sfdisk_makes_it(
         &img,
         &o.after,
         "label: dos\nIMG1 : start=2048, size=2250752, type=83\n",
@@ -1008,65 +950,27 @@ fn mbr_ironic_layout_grows_root_to_the_disks_end() {
 
 #[test]
 fn mbr_logical_root_with_the_drive_as_the_next_logical() {
-    if !require_tools(&["sfdisk"]) {
-        return;
-    }
+    require_tools!("sfdisk");
     // boot (1), extended (2) holding root (5) and the drive (6, 0x99) right after it;
     // free space after the container.
     let script = "label: dos\nIMG1 : start=2048, size=8192, type=83\nIMG2 : start=10240, size=75776, type=5\nIMG5 : start=12288, size=65536, type=83\nIMG6 : start=79872, size=6144, type=99\n";
-    let img = sfdisk_image(128 * MIB, script);
-    let o = reclaim(&Case {
-        label: "mbr logical, drive next logical",
-        img: &img,
-        ss: Some(512),
-        root: 5,
-        drive: 6,
-    });
+    let (img, o) = reclaim_mbr("mbr logical, drive next logical", 128 * MIB, script, 5, 6);
     let disk = 128 * MIB / 512;
     assert_eq!(o.plan.grow_extended, Some((2, disk - 10240)));
     assert_eq!(o.after.get(5).unwrap().end(), disk);
     assert_eq!(o.after.get(2).unwrap().end(), disk);
-    assert_sfdisk_verifies(img.path_str());
-    assert_sfdisk_agrees(img.path_str(), &o.after);
-    assert_mbr_bytes_as_sfdisk_writes(
-        &img,
-        &o.after,
-        &format!(
-            "label: dos\nIMG1 : start=2048, size=8192, type=83\nIMG2 : start=10240, size={}, type=5\nIMG5 : start=12288, size={}, type=83\n",
-            disk - 10240,
-            disk - 12288
-        ),
-    );
+    assert_sfdisk_makes_it(&img, &o.after, &logical_root_grown_to_the_end(disk));
 }
 
 #[test]
 fn mbr_logical_root_with_the_drive_as_a_primary_after_the_container() {
-    if !require_tools(&["sfdisk"]) {
-        return;
-    }
+    require_tools!("sfdisk");
     let script = "label: dos\nIMG1 : start=2048, size=8192, type=83\nIMG2 : start=10240, size=71680, type=5\nIMG3 : start=81920, size=8192, type=99\nIMG5 : start=12288, size=69632, type=83\n";
-    let img = sfdisk_image(128 * MIB, script);
-    let o = reclaim(&Case {
-        label: "mbr logical, drive primary",
-        img: &img,
-        ss: Some(512),
-        root: 5,
-        drive: 3,
-    });
+    let (img, o) = reclaim_mbr("mbr logical, drive primary", 128 * MIB, script, 5, 3);
     let disk = 128 * MIB / 512;
     assert_eq!(o.after.get(5).unwrap().end(), disk);
     assert_eq!(o.after.get(2).unwrap().end(), disk);
-    assert_sfdisk_verifies(img.path_str());
-    assert_sfdisk_agrees(img.path_str(), &o.after);
-    assert_mbr_bytes_as_sfdisk_writes(
-        &img,
-        &o.after,
-        &format!(
-            "label: dos\nIMG1 : start=2048, size=8192, type=83\nIMG2 : start=10240, size={}, type=5\nIMG5 : start=12288, size={}, type=83\n",
-            disk - 10240,
-            disk - 12288
-        ),
-    );
+    assert_sfdisk_makes_it(&img, &o.after, &logical_root_grown_to_the_end(disk));
 }
 
 /// Root as the second logical: the link to its EBR in the first logical's EBR is lengthened
@@ -1074,23 +978,12 @@ fn mbr_logical_root_with_the_drive_as_a_primary_after_the_container() {
 /// second's EBR.
 #[test]
 fn mbr_second_logical_root_with_the_drive_as_the_last_logical() {
-    if !require_tools(&["sfdisk"]) {
-        return;
-    }
+    require_tools!("sfdisk");
     let script = "label: dos\nIMG1 : start=2048, size=8192, type=83\nIMG2 : start=10240, size=75776, type=5\nIMG5 : start=12288, size=8192, type=82\nIMG6 : start=22528, size=49152, type=83\nIMG7 : start=73728, size=12288, type=99\n";
-    let img = sfdisk_image(128 * MIB, script);
-    let o = reclaim(&Case {
-        label: "mbr second logical",
-        img: &img,
-        ss: Some(512),
-        root: 6,
-        drive: 7,
-    });
+    let (img, o) = reclaim_mbr("mbr second logical", 128 * MIB, script, 6, 7);
     let disk = 128 * MIB / 512;
     assert_eq!(o.after.get(6).unwrap().end(), disk);
-    assert_sfdisk_verifies(img.path_str());
-    assert_sfdisk_agrees(img.path_str(), &o.after);
-    assert_mbr_bytes_as_sfdisk_writes(
+    assert_sfdisk_makes_it(
         &img,
         &o.after,
         &format!(
@@ -1103,18 +996,9 @@ fn mbr_second_logical_root_with_the_drive_as_the_last_logical() {
 
 #[test]
 fn mbr_disk_larger_than_2tib_grows_root_up_to_sector_2_pow_32() {
-    if !require_tools(&["sfdisk"]) {
-        return;
-    }
+    require_tools!("sfdisk");
     let script = "label: dos\nIMG1 : start=2048, size=2097152, type=83\nIMG2 : start=2099200, size=131072, type=99\n";
-    let img = sfdisk_image(3 << 40, script);
-    let o = reclaim(&Case {
-        label: "mbr 3 TiB",
-        img: &img,
-        ss: Some(512),
-        root: 1,
-        drive: 2,
-    });
+    let (img, o) = reclaim_mbr("mbr 3 TiB", 3 << 40, script, 1, 2);
     assert_eq!(o.after.get(1).unwrap().end(), 1 << 32);
     assert_eq!(o.after.get(1).unwrap().sectors, (1 << 32) - 2048);
     assert_sfdisk_agrees(img.path_str(), &o.after);
@@ -1139,9 +1023,7 @@ fn assert_refused<T: std::fmt::Debug>(r: Result<T, DiskError>, words: &str) {
 
 #[test]
 fn refusals_write_nothing() {
-    if !require_tools(&["sgdisk", "sfdisk"]) {
-        return;
-    }
+    require_tools!("sgdisk", "sfdisk");
     // GPT: root (1), a data partition (2) right after it, the drive (3) at the end.
     let img = sgdisk_image(
         256 * MIB,
@@ -1294,9 +1176,7 @@ fn refusals_write_nothing() {
 /// cleared (one write) and the container is left empty, as sfdisk reads it.
 #[test]
 fn mbr_only_logical_is_cleared_in_the_ebr_at_the_container_start() {
-    if !require_tools(&["sfdisk"]) {
-        return;
-    }
+    require_tools!("sfdisk");
     let img = sfdisk_image(
         64 * MIB,
         "label: dos\nIMG1 : start=2048, size=65536, type=83\nIMG2 : start=67584, size=32768, type=5\nIMG5 : start=69632, size=8192, type=99\n",

@@ -2,50 +2,13 @@
 //! (copy, delete, grow the partition) without root or loop devices. There is no kernel to tell
 //! and no mounted filesystem to grow: those steps are skipped for an image.
 
+mod common;
+
+use common::*;
 use std::fs;
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::path::{Path, PathBuf};
 
-const BIN: &str = env!("CARGO_BIN_EXE_seedpart");
-const MIB: u64 = 1 << 20;
-
-fn have(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-}
-
-fn sh(cmd: &str, args: &[&str]) -> String {
-    let out = Command::new(cmd)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn seedpart(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env_remove("SEEDPART_FAULT")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn drive(dir: &Path) -> std::path::PathBuf {
+fn drive(dir: &Path) -> PathBuf {
     let d = dir.join("drive/openstack/latest");
     fs::create_dir_all(&d).unwrap();
     fs::write(
@@ -57,65 +20,56 @@ fn drive(dir: &Path) -> std::path::PathBuf {
     dir.join("drive")
 }
 
-fn layout(img: &Path) -> Vec<(u64, u64, u64)> {
-    let j: serde_json::Value =
-        serde_json::from_str(&sh("sfdisk", &["--json", img.to_str().unwrap()])).unwrap();
-    j["partitiontable"]["partitions"]
-        .as_array()
-        .unwrap()
+/// A GPT image of `size` bytes made by sgdisk with `sgdisk_args`, and beside it the drive tree
+/// (`drive`) and an empty directory for the root: (image, drive tree, root).
+fn disk(size: u64, sgdisk_args: &[&str]) -> (TempImage, PathBuf, PathBuf) {
+    let img = sgdisk_image(size, sgdisk_args);
+    let src = drive(img.dir());
+    let root = img.dir().join("root");
+    fs::create_dir(&root).unwrap();
+    (img, src, root)
+}
+
+/// `seedpart build --disk IMG --from SRC EXTRA...`, which must succeed.
+fn build(img: &TempImage, src: &Path, extra: &[&str]) {
+    let mut args = vec![
+        "build",
+        "--disk",
+        img.path_str(),
+        "--from",
+        src.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let o = seedpart(&args);
+    assert!(o.ok(), "{}", o.text());
+}
+
+/// `seedpart run FLAGS... --device IMG --root ROOT`, which must succeed.
+fn run_job(img: &TempImage, root: &Path, flags: &[&str]) {
+    let mut args = vec!["run"];
+    args.extend_from_slice(flags);
+    args.extend(["--device", img.path_str(), "--root", root.to_str().unwrap()]);
+    let o = seedpart(&args);
+    assert!(o.ok(), "{}", o.text());
+}
+
+/// The partitions as sfdisk reads them: (number, start, size).
+fn layout(img: &TempImage) -> Vec<(u32, u64, u64)> {
+    sfdisk_json(img.path_str())
+        .partitions
         .iter()
-        .map(|p| {
-            let node = p["node"].as_str().unwrap();
-            let n: u64 = node
-                .trim_start_matches(img.to_str().unwrap())
-                .parse()
-                .unwrap();
-            (n, p["start"].as_u64().unwrap(), p["size"].as_u64().unwrap())
-        })
+        .map(|p| (p.number, p.start, p.size))
         .collect()
 }
 
 #[test]
 fn run_on_an_image_copies_deletes_and_grows_then_is_a_no_op() {
-    if !have("sgdisk") || !have("sfdisk") {
-        eprintln!("SKIP: sgdisk and sfdisk are needed");
-        return;
-    }
-    let t = tempfile::tempdir().unwrap();
-    let img = t.path().join("disk.img");
-    fs::File::create(&img).unwrap().set_len(512 * MIB).unwrap();
-    sh(
-        "sgdisk",
-        &["-n", "1:2048:+200M", "-c", "1:root", img.to_str().unwrap()],
-    );
-    let src = drive(t.path());
-    let o = seedpart(&[
-        "build",
-        "--disk",
-        img.to_str().unwrap(),
-        "--from",
-        src.to_str().unwrap(),
-        "--at",
-        "end",
-    ]);
-    assert!(o.status.success(), "{}", text(&o));
+    require_tools!("sgdisk", "sfdisk");
+    let (img, src, root) = disk(512 * MIB, &["-n", "1:2048:+200M", "-c", "1:root"]);
+    build(&img, &src, &["--at", "end"]);
     // Written onto a bigger disk: the backup GPT header moves too.
-    fs::OpenOptions::new()
-        .write(true)
-        .open(&img)
-        .unwrap()
-        .set_len(1024 * MIB)
-        .unwrap();
-    let root = t.path().join("root");
-    fs::create_dir(&root).unwrap();
-    let o = seedpart(&[
-        "run",
-        "--device",
-        img.to_str().unwrap(),
-        "--root",
-        root.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", text(&o));
+    img.set_len(1024 * MIB);
+    run_job(&img, &root, &[]);
     assert_eq!(
         fs::read(root.join("var/lib/seedpart/config-drive/openstack/latest/meta_data.json"))
             .unwrap(),
@@ -134,7 +88,7 @@ fn run_on_an_image_copies_deletes_and_grows_then_is_a_no_op() {
         disk - 2048,
         "root ends at the last aligned MiB below the backup GPT"
     );
-    assert!(sh("sgdisk", &["-v", img.to_str().unwrap()]).contains("No problems found"));
+    assert_sgdisk_clean(img.path_str());
     let state: serde_json::Value =
         serde_json::from_slice(&fs::read(root.join("var/lib/seedpart/state.json")).unwrap())
             .unwrap();
@@ -142,20 +96,10 @@ fn run_on_an_image_copies_deletes_and_grows_then_is_a_no_op() {
     assert_eq!(state["partition_grown"]["number"], 1);
 
     // Again: nothing to do, nothing written.
-    let before = fs::read(&img).unwrap();
+    let before = img.bytes();
     let st = fs::read(root.join("var/lib/seedpart/state.json")).unwrap();
-    let o = seedpart(&[
-        "run",
-        "--device",
-        img.to_str().unwrap(),
-        "--root",
-        root.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", text(&o));
-    assert!(
-        fs::read(&img).unwrap() == before,
-        "a second run changed the image"
-    );
+    run_job(&img, &root, &[]);
+    assert!(img.bytes() == before, "a second run changed the image");
     assert_eq!(
         fs::read(root.join("var/lib/seedpart/state.json")).unwrap(),
         st
@@ -163,8 +107,8 @@ fn run_on_an_image_copies_deletes_and_grows_then_is_a_no_op() {
 
     // status reads what run recorded.
     let o = seedpart(&["status", "--root", root.to_str().unwrap(), "--json"]);
-    assert!(o.status.success(), "{}", text(&o));
-    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(o.ok(), "{}", o.text());
+    let j: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
     assert_eq!(j["copy"]["verified"], true, "{j}");
     assert_eq!(
         j["state"]["instance_uuid"],
@@ -174,51 +118,18 @@ fn run_on_an_image_copies_deletes_and_grows_then_is_a_no_op() {
 
 #[test]
 fn no_grow_and_keep_partition_leave_the_table_alone() {
-    if !have("sgdisk") || !have("sfdisk") {
-        eprintln!("SKIP: sgdisk and sfdisk are needed");
-        return;
-    }
-    let t = tempfile::tempdir().unwrap();
-    let img = t.path().join("disk.img");
-    fs::File::create(&img).unwrap().set_len(512 * MIB).unwrap();
-    sh("sgdisk", &["-n", "1:2048:+200M", img.to_str().unwrap()]);
-    let src = drive(t.path());
-    let o = seedpart(&[
-        "build",
-        "--disk",
-        img.to_str().unwrap(),
-        "--from",
-        src.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", text(&o));
+    require_tools!("sgdisk", "sfdisk");
+    let (img, src, root) = disk(512 * MIB, &["-n", "1:2048:+200M"]);
+    build(&img, &src, &[]);
     let before = layout(&img);
-    let root = t.path().join("root");
-    fs::create_dir(&root).unwrap();
-    let o = seedpart(&[
-        "run",
-        "--keep-partition",
-        "--no-grow",
-        "--device",
-        img.to_str().unwrap(),
-        "--root",
-        root.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", text(&o));
+    run_job(&img, &root, &["--keep-partition", "--no-grow"]);
     assert_eq!(layout(&img), before);
     assert!(
         root.join("var/lib/seedpart/config-drive/SHA256SUMS")
             .exists()
     );
     // --no-grow alone: the drive goes, root stays.
-    let o = seedpart(&[
-        "run",
-        "--no-grow",
-        "--device",
-        img.to_str().unwrap(),
-        "--root",
-        root.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", text(&o));
+    run_job(&img, &root, &["--no-grow"]);
     let after = layout(&img);
     assert_eq!(after, vec![before[0]]);
 }
@@ -227,53 +138,27 @@ fn no_grow_and_keep_partition_leave_the_table_alone() {
 /// status shows in `seedpart status`.
 #[test]
 fn user_data_script_runs_once_and_status_shows_its_exit() {
-    if !have("sgdisk") || !have("sfdisk") {
-        eprintln!("SKIP: sgdisk and sfdisk are needed");
-        return;
-    }
-    let t = tempfile::tempdir().unwrap();
-    let img = t.path().join("disk.img");
-    fs::File::create(&img).unwrap().set_len(256 * MIB).unwrap();
-    sh("sgdisk", &["-n", "1:2048:+100M", img.to_str().unwrap()]);
-    let src = drive(t.path());
+    require_tools!("sgdisk", "sfdisk");
+    let (img, src, root) = disk(256 * MIB, &["-n", "1:2048:+100M"]);
     fs::write(
         src.join("openstack/latest/user_data"),
         b"#!/bin/sh\nexit 3\n",
     )
     .unwrap();
-    let o = seedpart(&[
-        "build",
-        "--disk",
-        img.to_str().unwrap(),
-        "--from",
-        src.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", text(&o));
-    let root = t.path().join("root");
-    fs::create_dir(&root).unwrap();
+    build(&img, &src, &[]);
     let r = root.to_str().unwrap();
-    let o = seedpart(&["run", "--device", img.to_str().unwrap(), "--root", r]);
-    assert!(o.status.success(), "{}", text(&o));
+    run_job(&img, &root, &[]);
     assert!(root.join("var/lib/seedpart/user-data.pending").exists());
     let o = seedpart(&["user-data", "--root", r]);
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "a failed script fails the unit: {}",
-        text(&o)
-    );
-    assert!(text(&o).contains("exited with status 3"), "{}", text(&o));
+    assert_eq!(o.code, 1, "a failed script fails the unit: {}", o.text());
+    assert!(o.text().contains("exited with status 3"), "{}", o.text());
     // Once only.
     let o = seedpart(&["user-data", "--root", r]);
-    assert!(o.status.success(), "{}", text(&o));
+    assert!(o.ok(), "{}", o.text());
     let o = seedpart(&["status", "--root", r, "--json"]);
-    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let j: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
     assert_eq!(j["user_data"]["result"], "failed", "{j}");
     assert_eq!(j["user_data"]["exit_code"], 3, "{j}");
     let o = seedpart(&["status", "--root", r]);
-    assert!(
-        String::from_utf8_lossy(&o.stdout).contains("failed (exit status 3)"),
-        "{}",
-        text(&o)
-    );
+    assert!(o.stdout.contains("failed (exit status 3)"), "{}", o.text());
 }

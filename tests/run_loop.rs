@@ -7,96 +7,12 @@
 //! The tests run one at a time (a lock): after the drive is gone, `run` looks for one on other
 //! disks, and a concurrent test's drive would be found.
 
+mod common;
+
+use common::*;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::Mutex;
 use tempfile::TempDir;
-
-const BIN: &str = env!("CARGO_BIN_EXE_seedpart");
-const MIB: u64 = 1 << 20;
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn have(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-}
-
-fn unavailable(tools: &[&str]) -> Option<String> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("loop-device tests need root".into());
-    }
-    if !Path::new("/dev/loop-control").exists() {
-        return Some("no loop devices in this kernel".into());
-    }
-    tools
-        .iter()
-        .find(|t| !have(t))
-        .map(|t| format!("{t} is not installed"))
-}
-
-macro_rules! require {
-    ($($tool:expr),*) => {
-        if let Some(why) = unavailable(&["losetup", "partx", "sgdisk", "sfdisk", "mount", $($tool),*]) {
-            eprintln!("SKIP: {why}");
-            return;
-        }
-    };
-}
-
-fn sh(cmd: &str, args: &[&str]) -> String {
-    let out = Command::new(cmd)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?}: {}\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn sh_in(cmd: &str, args: &[&str], input: &str) {
-    use std::io::Write;
-    let mut c = Command::new(cmd)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    c.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    let out = c.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn seedpart(args: &[&str], fault: Option<&str>) -> Output {
-    let mut c = Command::new(BIN);
-    c.args(args)
-        .stdin(Stdio::null())
-        .env_remove("SEEDPART_FAULT");
-    if let Some(f) = fault {
-        c.env("SEEDPART_FAULT", f);
-    }
-    c.output().unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Table {
@@ -135,7 +51,7 @@ const BASE: Scenario = Scenario {
 struct Rig {
     _dir: TempDir,
     img: PathBuf,
-    dev: String,
+    lo: LoopDev,
     root_part: String,
     mnt: PathBuf,
     drive_src: PathBuf,
@@ -144,12 +60,11 @@ struct Rig {
 }
 
 impl Drop for Rig {
+    /// Unmounts; then the loop device goes (`LoopDev`'s drop).
     fn drop(&mut self) {
         if self.mounted {
-            let _ = Command::new("umount").arg(&self.mnt).status();
+            let _ = run_raw("umount", &[self.mnt.to_str().unwrap()]);
         }
-        let _ = Command::new("partx").args(["-d", &self.dev]).output();
-        let _ = Command::new("losetup").args(["-d", &self.dev]).status();
     }
 }
 
@@ -176,28 +91,16 @@ impl Rig {
         f.set_len(sc.image_mib * MIB).unwrap();
         drop(f);
         let root_mib = 400;
-        // Tables are made by the independent tools, at the image's size.
-        let sector = sc.sector.to_string();
-        let dev = sh(
-            "losetup",
-            &[
-                "--find",
-                "--show",
-                "--sector-size",
-                &sector,
-                img.to_str().unwrap(),
-            ],
-        )
-        .trim()
-        .to_string();
-        // Tables are made by the independent tools, on the loop device so that they use its
-        // sector size.
+        // Tables are made by the independent tools, at the image's size, on the loop device so
+        // that they use its sector size.
+        let mut lo = LoopDev::attach(&img, sc.sector);
+        let dev = lo.dev.clone();
         match sc.table {
             Table::Gpt => {
                 let first = MIB / sc.sector;
                 let end = first + root_mib * MIB / sc.sector - 1;
-                sh(
-                    "sgdisk",
+                sgdisk(
+                    &dev,
                     &[
                         "-n",
                         &format!("1:{first}:{end}"),
@@ -205,47 +108,40 @@ impl Rig {
                         "1:8300",
                         "-c",
                         "1:root",
-                        &dev,
                     ],
                 );
             }
-            Table::Mbr => sh_in(
-                "sfdisk",
-                &["-q", "--no-reread", &dev],
-                &format!("label: dos\nstart=1MiB, size={root_mib}MiB, type=83\n"),
-            ),
-            Table::MbrLogical => sh_in(
-                "sfdisk",
-                &["-q", "--no-reread", &dev],
-                &format!(
-                    "label: dos\nstart=1MiB, size={}MiB, type=5\nstart=2MiB, size={root_mib}MiB, type=83\n",
-                    root_mib + 2
-                ),
-            ),
+            Table::Mbr => {
+                run_stdin(
+                    "sfdisk",
+                    &["-q", "--no-reread", &dev],
+                    &format!("label: dos\nstart=1MiB, size={root_mib}MiB, type=83\n"),
+                );
+            }
+            Table::MbrLogical => {
+                run_stdin(
+                    "sfdisk",
+                    &["-q", "--no-reread", &dev],
+                    &format!(
+                        "label: dos\nstart=1MiB, size={}MiB, type=5\nstart=2MiB, size={root_mib}MiB, type=83\n",
+                        root_mib + 2
+                    ),
+                );
+            }
         }
-        let _ = Command::new("partx").args(["-d", &dev]).output();
-        sh("partx", &["-a", &dev]);
-        let root_part = match sc.table {
+        let _ = run_raw("partx", &["-d", &dev]);
+        run("partx", &["-a", &dev]);
+        let mut root_part = match sc.table {
             Table::MbrLogical => format!("{dev}p5"),
             _ => format!("{dev}p1"),
         };
         match sc.fs {
-            "xfs" => sh("mkfs.xfs", &["-q", "-f", &root_part]),
-            "btrfs" => sh("mkfs.btrfs", &["-q", "-f", &root_part]),
-            "ext4" => sh("mkfs.ext4", &["-q", "-F", &root_part]),
+            "xfs" => run("mkfs.xfs", &["-q", "-f", &root_part]),
+            "btrfs" => run("mkfs.btrfs", &["-q", "-f", &root_part]),
+            "ext4" => run("mkfs.ext4", &["-q", "-F", &root_part]),
             other => panic!("no mkfs for {other}"),
         };
         let drive_src = drive_tree(dir.path());
-        let mut rig = Rig {
-            img: img.clone(),
-            dev: dev.clone(),
-            root_part,
-            mnt: dir.path().join("root"),
-            drive_src: drive_src.clone(),
-            _dir: dir,
-            sc,
-            mounted: false,
-        };
         // The deployer's half, on the disk, before it is grown: `build` tells the kernel.
         let at = match sc.place {
             Place::AfterRoot => "after-last",
@@ -256,56 +152,50 @@ impl Rig {
         } else {
             "64M"
         };
-        let o = seedpart(
-            &[
-                "build",
-                "--disk",
-                &rig.dev,
-                "--from",
-                drive_src.to_str().unwrap(),
-                "--at",
-                at,
-                "--size",
-                size,
-            ],
-            None,
-        );
-        assert!(o.status.success(), "build: {}", text(&o));
+        let o = seedpart(&[
+            "build",
+            "--disk",
+            &dev,
+            "--from",
+            drive_src.to_str().unwrap(),
+            "--at",
+            at,
+            "--size",
+            size,
+        ]);
+        assert!(o.ok(), "build: {}", o.text());
         if sc.disk_mib > sc.image_mib {
             // The deployer wrote the image, drive included, onto a bigger disk: its backup GPT
             // header is now short of the end.
-            let _ = Command::new("partx").args(["-d", &dev]).output();
-            sh("losetup", &["-d", &dev]);
+            drop(lo);
             fs::OpenOptions::new()
                 .write(true)
                 .open(&img)
                 .unwrap()
                 .set_len(sc.disk_mib * MIB)
                 .unwrap();
-            let dev2 = sh(
-                "losetup",
-                &[
-                    "--find",
-                    "--show",
-                    "--sector-size",
-                    &sector,
-                    img.to_str().unwrap(),
-                ],
-            )
-            .trim()
-            .to_string();
-            sh("partx", &["-a", &dev2]);
-            rig.root_part = rig.root_part.replacen(&dev, &dev2, 1);
-            rig.dev = dev2;
+            lo = LoopDev::attach(&img, sc.sector);
+            run("partx", &["-a", &lo.dev]);
+            root_part = root_part.replacen(&dev, &lo.dev, 1);
         }
+        let mut rig = Rig {
+            img,
+            lo,
+            root_part,
+            mnt: dir.path().join("root"),
+            drive_src,
+            _dir: dir,
+            sc,
+            mounted: false,
+        };
         fs::create_dir_all(&rig.mnt).unwrap();
-        sh("mount", &[&rig.root_part, rig.mnt.to_str().unwrap()]);
+        run("mount", &[&rig.root_part, rig.mnt.to_str().unwrap()]);
         rig.mounted = true;
         rig
     }
 
-    fn run(&self, fault: Option<&str>) -> Output {
-        seedpart(&["run", "--root", self.mnt.to_str().unwrap()], fault)
+    fn run(&self, fault: Option<&str>) -> Out {
+        seedpart_with_fault(&["run", "--root", self.mnt.to_str().unwrap()], fault)
     }
 
     fn sysfs_size(&self, part: &str) -> Option<u64> {
@@ -317,24 +207,15 @@ impl Rig {
 
     /// The partitions as the independent tool reads them from the disk: (node, start, size).
     fn layout(&self) -> Vec<(String, u64, u64)> {
-        let j: serde_json::Value =
-            serde_json::from_str(&sh("sfdisk", &["--json", &self.dev])).unwrap();
-        j["partitiontable"]["partitions"]
-            .as_array()
-            .unwrap()
+        sfdisk_json(&self.lo.dev)
+            .partitions
             .iter()
-            .map(|p| {
-                (
-                    p["node"].as_str().unwrap().to_string(),
-                    p["start"].as_u64().unwrap(),
-                    p["size"].as_u64().unwrap(),
-                )
-            })
+            .map(|p| (format!("{}p{}", self.lo.dev, p.number), p.start, p.size))
             .collect()
     }
 
     fn fs_bytes(&self) -> u64 {
-        let out = sh("df", &["-B1", "--output=size", self.mnt.to_str().unwrap()]);
+        let out = run("df", &["-B1", "--output=size", self.mnt.to_str().unwrap()]);
         out.lines().nth(1).unwrap().trim().parse().unwrap()
     }
 
@@ -367,16 +248,13 @@ impl Rig {
 
     /// Either the drive's partition is still on disk and readable, or a verified copy exists.
     fn assert_data_somewhere(&self) {
-        let o = seedpart(&["inspect", "--device", &self.dev, "--json"], None);
-        let drive_there = o.status.success()
-            && serde_json::from_slice::<serde_json::Value>(&o.stdout)
+        let o = seedpart(&["inspect", "--device", &self.lo.dev, "--json"]);
+        let drive_there = o.ok()
+            && serde_json::from_str::<serde_json::Value>(&o.stdout)
                 .is_ok_and(|j| !j["partition"].is_null());
         let copy_ok = {
-            let o = seedpart(
-                &["status", "--root", self.mnt.to_str().unwrap(), "--json"],
-                None,
-            );
-            serde_json::from_slice::<serde_json::Value>(&o.stdout)
+            let o = seedpart(&["status", "--root", self.mnt.to_str().unwrap(), "--json"]);
+            serde_json::from_str::<serde_json::Value>(&o.stdout)
                 .is_ok_and(|j| j["copy"]["verified"] == true)
         };
         assert!(
@@ -386,17 +264,17 @@ impl Rig {
     }
 
     fn check_fs_offline(&mut self) {
-        sh("umount", &[self.mnt.to_str().unwrap()]);
+        run("umount", &[self.mnt.to_str().unwrap()]);
         self.mounted = false;
         match self.sc.fs {
             "xfs" => {
-                sh("xfs_repair", &["-n", &self.root_part]);
+                run("xfs_repair", &["-n", &self.root_part]);
             }
             "btrfs" => {
-                sh("btrfs", &["check", &self.root_part]);
+                run("btrfs", &["check", &self.root_part]);
             }
             "ext4" => {
-                sh("e2fsck", &["-fn", &self.root_part]);
+                run("e2fsck", &["-fn", &self.root_part]);
             }
             _ => {}
         }
@@ -437,17 +315,16 @@ fn assert_final(rig: &Rig) {
         "the kernel knows the new size"
     );
     if rig.sc.table == Table::Gpt {
-        let v = sh("sgdisk", &["-v", &rig.dev]);
-        assert!(v.contains("No problems found"), "sgdisk -v: {v}");
+        assert_sgdisk_clean(&rig.lo.dev);
     }
 }
 
 fn whole_job(sc: Scenario) {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = loop_lock();
     let mut rig = Rig::new(sc);
     let before = rig.fs_bytes();
     let o = rig.run(None);
-    assert!(o.status.success(), "run: {}", text(&o));
+    assert!(o.ok(), "run: {}", o.text());
     assert_final(&rig);
     rig.assert_copy_matches();
     assert!(
@@ -467,7 +344,7 @@ fn whole_job(sc: Scenario) {
     let layout = rig.layout();
     let img_state = fs::read(rig.mnt.join("var/lib/seedpart/state.json")).unwrap();
     let o = rig.run(None);
-    assert!(o.status.success(), "second run: {}", text(&o));
+    assert!(o.ok(), "second run: {}", o.text());
     assert_eq!(rig.layout(), layout);
     assert_eq!(
         fs::read(rig.mnt.join("var/lib/seedpart/state.json")).unwrap(),
@@ -480,13 +357,13 @@ fn whole_job(sc: Scenario) {
 
 #[test]
 fn gpt_ironic_layout_xfs() {
-    require!("mkfs.xfs", "xfs_repair");
+    require_loop!("sgdisk", "sfdisk", "mount", "mkfs.xfs", "xfs_repair");
     whole_job(BASE);
 }
 
 #[test]
 fn gpt_drive_after_root_btrfs() {
-    require!("mkfs.btrfs", "btrfs");
+    require_loop!("sgdisk", "sfdisk", "mount", "mkfs.btrfs", "btrfs");
     whole_job(Scenario {
         place: Place::AfterRoot,
         fs: "btrfs",
@@ -496,7 +373,7 @@ fn gpt_drive_after_root_btrfs() {
 
 #[test]
 fn gpt_disk_larger_than_image_moves_the_backup_header() {
-    require!("mkfs.xfs", "xfs_repair");
+    require_loop!("sgdisk", "sfdisk", "mount", "mkfs.xfs", "xfs_repair");
     whole_job(Scenario {
         image_mib: 600,
         disk_mib: 1536,
@@ -506,7 +383,7 @@ fn gpt_disk_larger_than_image_moves_the_backup_header() {
 
 #[test]
 fn gpt_4096_byte_sectors() {
-    require!("mkfs.xfs", "xfs_repair");
+    require_loop!("sgdisk", "sfdisk", "mount", "mkfs.xfs", "xfs_repair");
     whole_job(Scenario {
         sector: 4096,
         ..BASE
@@ -515,7 +392,7 @@ fn gpt_4096_byte_sectors() {
 
 #[test]
 fn mbr_primary_at_the_end() {
-    require!("mkfs.xfs", "xfs_repair");
+    require_loop!("sgdisk", "sfdisk", "mount", "mkfs.xfs", "xfs_repair");
     whole_job(Scenario {
         table: Table::Mbr,
         ..BASE
@@ -524,7 +401,7 @@ fn mbr_primary_at_the_end() {
 
 #[test]
 fn mbr_primary_drive_after_root_4096() {
-    require!("mkfs.xfs", "xfs_repair");
+    require_loop!("sgdisk", "sfdisk", "mount", "mkfs.xfs", "xfs_repair");
     whole_job(Scenario {
         table: Table::Mbr,
         place: Place::AfterRoot,
@@ -535,7 +412,7 @@ fn mbr_primary_drive_after_root_4096() {
 
 #[test]
 fn mbr_logical_root_grows_its_container() {
-    require!("mkfs.xfs", "xfs_repair");
+    require_loop!("sgdisk", "sfdisk", "mount", "mkfs.xfs", "xfs_repair");
     whole_job(Scenario {
         table: Table::MbrLogical,
         ..BASE
@@ -546,11 +423,11 @@ fn mbr_logical_root_grows_its_container() {
 /// the same final disk as an uninterrupted run. `reached` are the points the scenario passes
 /// (a crash there must happen: exit 99); the others must leave the run unharmed.
 fn fault_points_converge(sc: Scenario, reached: &[&str]) {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = loop_lock();
     let reference = {
         let rig = Rig::new(sc);
         let o = rig.run(None);
-        assert!(o.status.success(), "{}", text(&o));
+        assert!(o.ok(), "{}", o.text());
         rig.layout()
             .into_iter()
             .map(|p| (p.1, p.2))
@@ -560,18 +437,13 @@ fn fault_points_converge(sc: Scenario, reached: &[&str]) {
         let rig = Rig::new(sc);
         let o = rig.run(Some(point));
         let want = if reached.contains(point) { 99 } else { 0 };
-        assert_eq!(
-            o.status.code(),
-            Some(want),
-            "{point}: the crashed run: {}",
-            text(&o)
-        );
+        assert_eq!(o.code, want, "{point}: the crashed run: {}", o.text());
         rig.assert_data_somewhere();
         let o = rig.run(None);
         assert!(
-            o.status.success(),
+            o.ok(),
             "{point}: the run after the crash failed: {}",
-            text(&o)
+            o.text()
         );
         assert_final(&rig);
         rig.assert_copy_matches();
@@ -593,7 +465,7 @@ const COMMON_POINTS: &[&str] = &[
 
 #[test]
 fn every_fault_point_converges_gpt() {
-    require!("mkfs.xfs", "xfs_repair");
+    require_loop!("sgdisk", "sfdisk", "mount", "mkfs.xfs", "xfs_repair");
     let mut reached = COMMON_POINTS.to_vec();
     reached.push("gpt-between-copies");
     fault_points_converge(BASE, &reached);
@@ -601,7 +473,7 @@ fn every_fault_point_converges_gpt() {
 
 #[test]
 fn every_fault_point_converges_gpt_relocating_the_backup() {
-    require!("mkfs.xfs", "xfs_repair");
+    require_loop!("sgdisk", "sfdisk", "mount", "mkfs.xfs", "xfs_repair");
     let mut reached = COMMON_POINTS.to_vec();
     reached.extend(["gpt-between-copies", "after-relocate"]);
     fault_points_converge(
@@ -616,7 +488,7 @@ fn every_fault_point_converges_gpt_relocating_the_backup() {
 
 #[test]
 fn every_fault_point_converges_mbr_logical() {
-    require!("mkfs.xfs", "xfs_repair");
+    require_loop!("sgdisk", "sfdisk", "mount", "mkfs.xfs", "xfs_repair");
     let mut reached = COMMON_POINTS.to_vec();
     reached.push("mbr-after-extended");
     fault_points_converge(
@@ -635,7 +507,7 @@ impl Rig {
     fn fingerprint(&self) -> Vec<u8> {
         use std::io::{Read, Seek, SeekFrom};
         let ss = self.sc.sector;
-        let mut f = fs::File::open(&self.dev).unwrap();
+        let mut f = fs::File::open(&self.lo.dev).unwrap();
         let len = f.seek(SeekFrom::End(0)).unwrap();
         let mut ranges = vec![(0, MIB), (len - MIB, len)];
         for p in self.layout() {
@@ -656,8 +528,8 @@ impl Rig {
     fn refused(&self, what: &str, needle: &str) {
         let before = self.fingerprint();
         let o = self.run(None);
-        assert_eq!(o.status.code(), Some(1), "{what}: {}", text(&o));
-        let msg = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.code, 1, "{what}: {}", o.text());
+        let msg = &o.stderr;
         assert!(
             msg.contains(needle),
             "{what}: the error should say {needle:?}: {msg}"
@@ -673,13 +545,13 @@ impl Rig {
 
 #[test]
 fn refusals_change_nothing() {
-    require!("mkfs.xfs");
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    require_loop!("sgdisk", "sfdisk", "mount", "mkfs.xfs");
+    let _g = loop_lock();
 
     let rig = Rig::new(BASE);
-    sh("mount", &["-o", "remount,ro", rig.mnt.to_str().unwrap()]);
+    run("mount", &["-o", "remount,ro", rig.mnt.to_str().unwrap()]);
     rig.refused("read-only root", "read-only");
-    sh("mount", &["-o", "remount,rw", rig.mnt.to_str().unwrap()]);
+    run("mount", &["-o", "remount,rw", rig.mnt.to_str().unwrap()]);
 
     // The copy cannot be written: /var/lib/seedpart is a file.
     fs::create_dir_all(rig.mnt.join("var/lib")).unwrap();
@@ -693,7 +565,7 @@ fn refusals_change_nothing() {
         .into_iter()
         .find(|p| p.0.ends_with("p1"))
         .unwrap();
-    sh(
+    run(
         "sgdisk",
         &[
             "-d",
@@ -702,7 +574,7 @@ fn refusals_change_nothing() {
             &format!("1:{}:{}", p1.1, p1.1 + p1.2 - 2048 - 1),
             "-c",
             "1:root",
-            &rig.dev,
+            &rig.lo.dev,
         ],
     );
     rig.refused("table differs from the kernel", "kernel");
@@ -712,7 +584,10 @@ fn refusals_change_nothing() {
     let rig = Rig::new(BASE);
     {
         use std::io::{Seek, SeekFrom, Write};
-        let mut f = fs::OpenOptions::new().write(true).open(&rig.dev).unwrap();
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .open(&rig.lo.dev)
+            .unwrap();
         let len = f.seek(SeekFrom::End(0)).unwrap();
         for off in [512, len - 512] {
             f.seek(SeekFrom::Start(off + 16)).unwrap();
@@ -725,16 +600,13 @@ fn refusals_change_nothing() {
 
 #[test]
 fn dry_run_changes_nothing_and_says_what_it_would_do() {
-    require!("mkfs.xfs");
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    require_loop!("sgdisk", "sfdisk", "mount", "mkfs.xfs");
+    let _g = loop_lock();
     let rig = Rig::new(BASE);
     let before = rig.fingerprint();
-    let o = seedpart(
-        &["run", "--dry-run", "--root", rig.mnt.to_str().unwrap()],
-        None,
-    );
-    assert!(o.status.success(), "{}", text(&o));
-    let out = String::from_utf8_lossy(&o.stdout);
+    let o = seedpart(&["run", "--dry-run", "--root", rig.mnt.to_str().unwrap()]);
+    assert!(o.ok(), "{}", o.text());
+    let out = &o.stdout;
     assert!(
         out.contains("would delete partition 2") && out.contains("would grow partition 1"),
         "{out}"
@@ -748,20 +620,17 @@ fn dry_run_changes_nothing_and_says_what_it_would_do() {
 
 #[test]
 fn keep_partition_copies_but_keeps_the_drive() {
-    require!("mkfs.xfs");
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    require_loop!("sgdisk", "sfdisk", "mount", "mkfs.xfs");
+    let _g = loop_lock();
     let rig = Rig::new(BASE);
     let before = rig.layout();
-    let o = seedpart(
-        &[
-            "run",
-            "--keep-partition",
-            "--root",
-            rig.mnt.to_str().unwrap(),
-        ],
-        None,
-    );
-    assert!(o.status.success(), "{}", text(&o));
+    let o = seedpart(&[
+        "run",
+        "--keep-partition",
+        "--root",
+        rig.mnt.to_str().unwrap(),
+    ]);
+    assert!(o.ok(), "{}", o.text());
     rig.assert_copy_matches();
     let after = rig.layout();
     assert_eq!(after.len(), before.len(), "the drive's partition is kept");
@@ -773,12 +642,12 @@ fn keep_partition_copies_but_keeps_the_drive() {
 
 #[test]
 fn a_drive_in_use_is_not_deleted() {
-    require!("mkfs.xfs");
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    require_loop!("sgdisk", "sfdisk", "mount", "mkfs.xfs");
+    let _g = loop_lock();
     let rig = Rig::new(BASE);
     // The kernel has no vfat here to mount the drive: hold its partition exclusively instead,
     // as a mount does.
-    let node = format!("{}p2", rig.dev);
+    let node = format!("{}p2", rig.lo.dev);
     let f = fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_EXCL)
@@ -786,13 +655,13 @@ fn a_drive_in_use_is_not_deleted() {
         .unwrap();
     let before = rig.layout();
     let o = rig.run(None);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(text(&o).contains("in use"), "{}", text(&o));
+    assert_eq!(o.code, 1, "{}", o.text());
+    assert!(o.text().contains("in use"), "{}", o.text());
     assert_eq!(rig.layout(), before, "nothing changed");
     // Released, the next run does the job.
     drop(f);
     let o = rig.run(None);
-    assert!(o.status.success(), "{}", text(&o));
+    assert!(o.ok(), "{}", o.text());
     assert_final(&rig);
 }
 
@@ -800,37 +669,37 @@ use std::os::unix::fs::OpenOptionsExt;
 
 #[test]
 fn a_read_only_disk_is_left_alone() {
-    require!("mkfs.xfs", "blockdev");
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    require_loop!("sgdisk", "sfdisk", "mount", "mkfs.xfs", "blockdev");
+    let _g = loop_lock();
     let rig = Rig::new(BASE);
-    sh("blockdev", &["--setro", &rig.dev]);
+    run("blockdev", &["--setro", &rig.lo.dev]);
     let before = rig.fingerprint();
     let o = rig.run(None);
-    sh("blockdev", &["--setrw", &rig.dev]);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(text(&o).contains("read-only"), "{}", text(&o));
+    run("blockdev", &["--setrw", &rig.lo.dev]);
+    assert_eq!(o.code, 1, "{}", o.text());
+    assert!(o.text().contains("read-only"), "{}", o.text());
     assert!(rig.fingerprint() == before, "a read-only disk was written");
 }
 
 /// growpart's job: no config drive at all, free space after root: root and its filesystem grow.
 #[test]
 fn root_grows_without_any_config_drive() {
-    require!("mkfs.xfs", "xfs_repair");
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    require_loop!("sgdisk", "sfdisk", "mount", "mkfs.xfs", "xfs_repair");
+    let _g = loop_lock();
     let mut rig = Rig::new(BASE);
     // Take the drive away by hand (as if an earlier boot had done so), kernel included.
-    sh("sgdisk", &["-d", "2", &rig.dev]);
-    sh("partx", &["-d", "--nr", "2", &rig.dev]);
+    run("sgdisk", &["-d", "2", &rig.lo.dev]);
+    run("partx", &["-d", "--nr", "2", &rig.lo.dev]);
     let before = rig.fs_bytes();
     let o = rig.run(None);
-    assert!(o.status.success(), "{}", text(&o));
+    assert!(o.ok(), "{}", o.text());
     assert_final(&rig);
     assert!(rig.fs_bytes() > before + 300 * MIB);
     assert!(!rig.copy_dir().exists(), "no drive, no copy");
     // And then nothing more to do.
     let layout = rig.layout();
     let o = rig.run(None);
-    assert!(o.status.success(), "{}", text(&o));
+    assert!(o.ok(), "{}", o.text());
     assert_eq!(rig.layout(), layout);
     rig.check_fs_offline();
 }
@@ -838,43 +707,39 @@ fn root_grows_without_any_config_drive() {
 /// A drive on another disk than the root's is read and copied, never deleted.
 #[test]
 fn a_drive_on_another_disk_is_read_but_never_deleted() {
-    require!("mkfs.xfs", "mkfs.vfat", "mcopy");
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    require_loop!(
+        "sgdisk",
+        "sfdisk",
+        "mount",
+        "mkfs.xfs",
+        "mkfs.vfat",
+        "mcopy"
+    );
+    let _g = loop_lock();
     let rig = Rig::new(BASE);
     // The root's own drive goes first, so the only drive left is elsewhere.
-    sh("sgdisk", &["-d", "2", &rig.dev]);
-    sh("partx", &["-d", "--nr", "2", &rig.dev]);
+    run("sgdisk", &["-d", "2", &rig.lo.dev]);
+    run("partx", &["-d", "--nr", "2", &rig.lo.dev]);
     // A second disk holding only a vfat drive labelled config-2 (no table: like a CD-ROM).
     let t = tempfile::tempdir().unwrap();
     let img = t.path().join("other.img");
     fs::File::create(&img).unwrap().set_len(16 * MIB).unwrap();
-    sh("mkfs.vfat", &["-n", "config-2", img.to_str().unwrap()]);
+    run("mkfs.vfat", &["-n", "config-2", img.to_str().unwrap()]);
     let src = drive_tree(t.path());
-    let o = Command::new("mcopy")
-        .args([
+    run(
+        "mcopy",
+        &[
             "-s",
             "-i",
             img.to_str().unwrap(),
             src.join("openstack").to_str().unwrap(),
             "::",
-        ])
-        .env("MTOOLS_SKIP_CHECK", "1")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let other = sh("losetup", &["--find", "--show", img.to_str().unwrap()])
-        .trim()
-        .to_string();
-    struct Detach(String);
-    impl Drop for Detach {
-        fn drop(&mut self) {
-            let _ = Command::new("losetup").args(["-d", &self.0]).status();
-        }
-    }
-    let _other = Detach(other.clone());
+        ],
+    );
+    let _other = LoopDev::attach(&img, 512);
     let other_bytes = fs::read(&img).unwrap();
     let o = rig.run(None);
-    assert!(o.status.success(), "{}", text(&o));
+    assert!(o.ok(), "{}", o.text());
     rig.assert_copy_matches();
     assert!(
         fs::read(&img).unwrap() == other_bytes,
