@@ -6,7 +6,9 @@ need=()
 for pair in sgdisk:gdisk sfdisk:fdisk partx:util-linux mkfs.vfat:dosfstools fsck.vfat:dosfstools \
     mcopy:mtools genisoimage:genisoimage xorriso:xorriso isoinfo:genisoimage mkfs.xfs:xfsprogs \
     mkfs.btrfs:btrfs-progs mkfs.ext4:e2fsprogs \
-    netplan:netplan.io nmcli:network-manager ifquery:ifupdown man:man-db; do
+    netplan:netplan.io nmcli:network-manager ifquery:ifupdown man:man-db \
+    make:make dpkg-shlibdeps:dpkg-dev objcopy:binutils jq:jq lintian:lintian rpmbuild:rpm \
+    rpmlint:rpmlint shellcheck:shellcheck mmdebstrap:mmdebstrap curl:curl file:file pip3:python3-pip; do
     command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
