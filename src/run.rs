@@ -243,7 +243,13 @@ fn run_inner(opts: &Options, progress: &mut Progress) -> Result<Outcome> {
             table: c.table.map(|t| t.name().to_string()).unwrap_or_default(),
             ..DriveRecord::default()
         });
-        st.copy = Some(CopyRecord::new(&dest, &manifest, true));
+        // As the booted system sees it: the state file lives in that root, and a run from the
+        // initramfs writes it through /sysroot.
+        st.copy = Some(CopyRecord::new(
+            &copy::default_dest(Path::new("/")),
+            &manifest,
+            true,
+        ));
         save(&opts.root, &mut st, "copied")?;
         fault::point("after-state-write");
     }

@@ -120,6 +120,12 @@ pub fn partitions_of(sys: &Path, disk: &str) -> io::Result<Vec<(u32, String)>> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(sys.join("class/block").join(disk))? {
         let e = e?;
+        // The kernel names a partition after its disk (`vda1`, `loop0p1`, `nvme0n1p1`): the
+        // other entries (`queue`, `size`, ... about 30) need not be probed, each a failed
+        // open in sysfs, on every boot.
+        if !e.file_name().to_str().is_some_and(|n| n.starts_with(disk)) {
+            continue;
+        }
         if let Ok(n) = std::fs::read_to_string(e.path().join("partition"))
             && let (Ok(n), Some(name)) = (n.trim().parse(), e.file_name().to_str())
         {

@@ -110,6 +110,11 @@ fn run_on_an_image_copies_deletes_and_grows_then_is_a_no_op() {
     assert!(o.ok(), "{}", o.text());
     let j: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
     assert_eq!(j["copy"]["verified"], true, "{j}");
+    // The path recorded is the booted system's, not the --root it was written through.
+    assert_eq!(
+        j["state"]["copy"]["path"], "/var/lib/seedpart/config-drive",
+        "{j}"
+    );
     assert_eq!(
         j["state"]["instance_uuid"],
         "11111111-2222-4333-8444-555555555555"

@@ -123,13 +123,50 @@ fn header_problem(
             h.partition_entry_lba, h.backup_lba, h.first_usable_lba, h.last_usable_lba
         ));
     }
-    let entries = h.read_partitions(dev, ss).map_err(|e| match e {
+    // The whole array in one read: gptman seeks and reads entry by entry, which is two system
+    // calls per entry (256 for the usual 128) on every table read; `run` reads the table
+    // several times. The size is bounded by the checks above (MAX_ENTRIES entries).
+    let len = (array_sectors * ss) as usize;
+    // gptman reads `size_of::<GPTPartitionEntry>()` bytes (more than the 128 it decodes) at each
+    // entry: zeros after the array let it read the last one.
+    let mut array = vec![0u8; len + std::mem::size_of::<GPTPartitionEntry>()];
+    read_at(dev, h.partition_entry_lba * ss, &mut array[..len])
+        .map_err(|e| format!("reading the partition array: {e}"))?;
+    let mut array = At {
+        base: h.partition_entry_lba * ss,
+        buf: io::Cursor::new(array),
+    };
+    let entries = h.read_partitions(&mut array, ss).map_err(|e| match e {
         gptman::Error::InvalidPartitionEntryArrayChecksum(stored, computed) => format!(
             "partition array CRC mismatch (stored {stored:#010x}, computed {computed:#010x})"
         ),
         other => format!("reading the partition array: {other}"),
     })?;
     Ok((h, entries))
+}
+
+/// A buffer that reads as the device bytes it was read from, starting at `base`.
+struct At {
+    base: u64,
+    buf: io::Cursor<Vec<u8>>,
+}
+
+impl Read for At {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        self.buf.read(out)
+    }
+}
+
+impl Seek for At {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        match pos {
+            SeekFrom::Start(p) if p >= self.base => {
+                self.buf.set_position(p - self.base);
+                Ok(p)
+            }
+            _ => Err(io::Error::other("seek outside the partition array read")),
+        }
+    }
 }
 
 /// The backup LBA a primary header records, if that header (not its array) is intact.

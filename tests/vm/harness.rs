@@ -827,6 +827,8 @@ pub struct Boot<'a> {
     oracle: bool,
     timeout: Duration,
     name: Option<String>,
+    /// A kernel and initramfs of the disk's own instead of the harness's (see [`Boot::own_boot`]).
+    own: Option<(PathBuf, PathBuf)>,
 }
 
 impl Vm {
@@ -862,6 +864,7 @@ impl Vm {
                     .unwrap_or(240),
             ),
             name: None,
+            own: None,
         }
     }
 
@@ -940,6 +943,13 @@ impl<'a> Boot<'a> {
         self.timeout = t;
         self
     }
+    /// Boots `kernel` with `initrd` as they are (a distribution's own, e.g. a golden image's
+    /// `/boot/vmlinuz-*` and dracut initramfs): no script, no files, no oracles; the system
+    /// must print the markers and power off by itself. Give it `root=` with [`Boot::append`].
+    pub fn own_boot(mut self, kernel: &Path, initrd: &Path) -> Self {
+        self.own = Some((kernel.into(), initrd.into()));
+        self
+    }
     /// Names the log kept in target/vm/logs/NAME.log (default: the test's name and a count).
     pub fn name(mut self, name: &str) -> Self {
         self.name = Some(name.into());
@@ -962,12 +972,22 @@ impl<'a> Boot<'a> {
         let logs = target_dir().join("logs");
         fs::create_dir_all(&logs)?;
         let log_path = logs.join(format!("{name}.log"));
+        let (kernel, initrd, script) = match &self.own {
+            Some((k, i)) => {
+                ensure!(
+                    self.script.is_empty() && self.files.is_empty() && !self.oracle,
+                    "own_boot: a script, files or oracles need the harness's initramfs"
+                );
+                (k.as_path(), i.as_path(), PathBuf::from("none"))
+            }
+            None => (self.vm.kernel.as_path(), self.vm.initrd.as_path(), script),
+        };
         let mut cmd = Command::new(scripts_dir().join("run.sh"));
         cmd.arg(&self.disk)
             .arg(&script)
             .args(&self.qemu_args)
-            .env("VMTEST_KERNEL", &self.vm.kernel)
-            .env("VMTEST_INITRD", &self.vm.initrd)
+            .env("VMTEST_KERNEL", kernel)
+            .env("VMTEST_INITRD", initrd)
             .env("VMTEST_SECTOR", self.sector_size.to_string())
             .env("VMTEST_ROOT", self.root.as_deref().unwrap_or("none"))
             .env("VMTEST_FSTYPE", self.fstype.as_deref().unwrap_or(""))

@@ -3,7 +3,9 @@
 #
 # Boots the cloud kernel under qemu (TCG) with DISK_IMAGE as /dev/vda (raw, virtio), runs
 # SCRIPT (a file, or - for stdin) in the initramfs with the root mounted at /sysroot, prints
-# the serial log on stdout as it comes and a summary on stderr. Exit status:
+# the serial log on stdout as it comes and a summary on stderr. SCRIPT `none`: VMTEST_INITRD is
+# booted as it is (a distribution's own initramfs; the system reports and powers off by
+# itself). Exit status:
 #   0  the script ran and exited 0
 #   1  the script failed (its status is in the log: ===VMTEST-END rc=N===)
 #   2  usage error, or the kernel/initramfs could not be made
@@ -13,7 +15,8 @@
 #
 # Environment:
 #   VMTEST_KERNEL   kernel image (default: kernel.sh's vmlinux, else its vmlinuz)
-#   VMTEST_INITRD   initramfs to use (from initramfs.sh); else one is made from VMTEST_BIN
+#   VMTEST_INITRD   initramfs to use (from initramfs.sh, or any with SCRIPT none); else one is
+#                   made from VMTEST_BIN
 #   VMTEST_BIN      the seedpart binary (default: target/debug/seedpart)
 #   VMTEST_ROOT     the root to mount at /sysroot (default /dev/vda1; none: no mount)
 #   VMTEST_FSTYPE   its filesystem type (default: probed)
@@ -49,6 +52,10 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/vmtest.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 
 initrd="${VMTEST_INITRD:-}"
+if [ "$script" = none ] && [ -z "$initrd" ]; then
+    say "SCRIPT none needs VMTEST_INITRD"
+    exit 2
+fi
 if [ -z "$initrd" ]; then
     bin="${VMTEST_BIN:-$here/../../target/debug/seedpart}"
     [ -x "$bin" ] || { say "no seedpart binary at $bin (cargo build, or set VMTEST_BIN)"; exit 2; }
@@ -57,20 +64,24 @@ if [ -z "$initrd" ]; then
 fi
 
 # The per-run layer: the script and the files, appended to the initramfs as one more archive.
-mkdir -p "$work/layer/vmtest"
-if [ "$script" = - ]; then cat >"$work/layer/vmtest/script"; else cp "$script" "$work/layer/vmtest/script"; fi
-if [ -n "${VMTEST_FILES:-}" ]; then
-    mkdir -p "$work/layer/vmtest/files"
-    cp -a "$VMTEST_FILES/." "$work/layer/vmtest/files/"
+if [ "$script" = none ]; then
+    ln -s "$(realpath "$initrd")" "$work/initrd.img"
+else
+    mkdir -p "$work/layer/vmtest"
+    if [ "$script" = - ]; then cat >"$work/layer/vmtest/script"; else cp "$script" "$work/layer/vmtest/script"; fi
+    if [ -n "${VMTEST_FILES:-}" ]; then
+        mkdir -p "$work/layer/vmtest/files"
+        cp -a "$VMTEST_FILES/." "$work/layer/vmtest/files/"
+    fi
+    oracles=/dev/null
+    if [ "${VMTEST_ORACLE:-}" = 1 ]; then
+        oracles="$("$here/initramfs.sh" --oracles)" || exit 2
+    fi
+    {
+        cat "$initrd" "$oracles" || { say "cannot read $initrd or $oracles"; exit 2; }
+        (cd "$work/layer" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet)
+    } >"$work/initrd.img"
 fi
-oracles=/dev/null
-if [ "${VMTEST_ORACLE:-}" = 1 ]; then
-    oracles="$("$here/initramfs.sh" --oracles)" || exit 2
-fi
-{
-    cat "$initrd" "$oracles" || { say "cannot read $initrd or $oracles"; exit 2; }
-    (cd "$work/layer" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet)
-} >"$work/initrd.img"
 
 sector="${VMTEST_SECTOR:-512}"
 case "$sector" in 512 | 4096) ;; *) say "VMTEST_SECTOR must be 512 or 4096"; exit 2 ;; esac
@@ -83,6 +94,7 @@ append="console=ttyS0 panic=-1 oops=panic sysrq_always_enabled=1 loglevel=4 miti
 append+=" cryptomgr.notests no_timer_check clocksource=hpet"
 append+=" vmtest.root=$root${VMTEST_FSTYPE:+ vmtest.fstype=$VMTEST_FSTYPE} ${VMTEST_APPEND:-}"
 log="${VMTEST_LOG:-$work/serial.log}"
+mkdir -p "$(dirname "$log")"
 : >"$log"
 
 # cache=unsafe: the guest's flushes are not passed on to the host disk, which only costs the

@@ -20,7 +20,12 @@ seedpart_hook() {
     [ -x /usr/bin/seedpart ] || return 0
     # The root is mounted read-only unless the kernel command line says `rw`: the job needs it
     # writable, and it is put back as it was for systemd-remount-fs to handle as usual.
-    sp_opts="$(while read -r _ mnt _ o _; do [ "$mnt" = "$sp_root" ] && echo "$o"; done </proc/mounts | tail -n 1)"
+    # Plain shell: dracut's initramfs has no tail, awk or findmnt. The last line for the mount
+    # point is the one in effect.
+    sp_opts=""
+    while read -r _ sp_mnt _ sp_o _; do
+        [ "$sp_mnt" = "$sp_root" ] && sp_opts="$sp_o"
+    done </proc/mounts
     if [ -z "$sp_opts" ]; then
         warn "seedpart: $sp_root is not mounted; leaving the job to seedpart.service"
         return 0
@@ -34,7 +39,7 @@ seedpart_hook() {
         sp_remounted=1
         ;;
     esac
-    /usr/bin/seedpart run --root "$sp_root"
+    /usr/bin/seedpart -v run --root "$sp_root"
     sp_rc=$?
     [ "$sp_rc" -eq 0 ] || warn "seedpart: run --root $sp_root exited with $sp_rc; seedpart.service will finish the job"
     if [ -n "$sp_remounted" ]; then
@@ -45,4 +50,4 @@ seedpart_hook() {
 
 seedpart_hook
 unset -f seedpart_hook
-unset sp_root sp_opts sp_rc sp_remounted
+unset sp_root sp_opts sp_rc sp_remounted sp_mnt sp_o
