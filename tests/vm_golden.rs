@@ -251,6 +251,36 @@ fn ironic_blob(tree: &Path, out: &Path) {
     assert!(gz.is_empty());
 }
 
+/// A GPT ext4 golden disk in `dir` with Ironic's own drive for `uuid`/`hostname`: its gzipped
+/// base64 ISO 9660 blob through `seedpart build --configdrive --at end`, checked to sit in the
+/// disk's last 64 MiB with a clean table. Returns the disk, its kernel command line and the table.
+fn ironic_iso_disk(
+    img: &Image,
+    dir: &Path,
+    uuid: &str,
+    hostname: &str,
+) -> (Disk, String, Vec<TableEntry>) {
+    let (disk, cmdline) = golden_disk(img, Table::Gpt, Fs::Ext4, &dir.join("disk.img"));
+    let tree = dir.join("drive");
+    config_tree(&tree, uuid, hostname);
+    let blob = dir.join("configdrive.b64");
+    ironic_blob(&tree, &blob);
+    build_drive(
+        &disk,
+        &["--configdrive", blob.to_str().unwrap(), "--at", "end"],
+    );
+    let before = disk.read_table().unwrap();
+    assert_eq!(before.len(), 2, "{before:#?}");
+    // Ironic's place: the disk's last 64 MiB (its start aligned down to a MiB).
+    assert!(
+        before[1].start >= DISK_SIZE - 65 * MIB
+            && before[1].start + before[1].size + MIB > DISK_SIZE,
+        "not Ironic's place: {before:#?}"
+    );
+    disk.sgdisk_verify().unwrap();
+    (disk, cmdline, before)
+}
+
 fn build_drive(disk: &Disk, args: &[&str]) {
     let out = sh(Command::new(BIN)
         .args(["build", "--disk", disk.path_str()])
@@ -559,25 +589,8 @@ fn assert_host_after(disk: &Disk, before: &[TableEntry], fs: Fs) {
 fn golden_systemd_path_gpt_ext4_ironic_iso() {
     let (vm, img) = require_golden!(Variant::Plain);
     let dir = tempfile::tempdir_in(target_dir()).unwrap();
-    let (disk, cmdline) = golden_disk(img, Table::Gpt, Fs::Ext4, &dir.path().join("disk.img"));
     let uuid = "5b0c7e8e-3f4d-4a57-9d8e-1c2b3a4d5e61";
-    let tree = dir.path().join("drive");
-    config_tree(&tree, uuid, "golden-systemd");
-    let blob = dir.path().join("configdrive.b64");
-    ironic_blob(&tree, &blob);
-    build_drive(
-        &disk,
-        &["--configdrive", blob.to_str().unwrap(), "--at", "end"],
-    );
-    let before = disk.read_table().unwrap();
-    assert_eq!(before.len(), 2, "{before:#?}");
-    // Ironic's place: the disk's last 64 MiB (its start aligned down to a MiB).
-    assert!(
-        before[1].start >= DISK_SIZE - 65 * MIB
-            && before[1].start + before[1].size + MIB > DISK_SIZE,
-        "not Ironic's place: {before:#?}"
-    );
-    disk.sgdisk_verify().unwrap();
+    let (disk, cmdline, before) = ironic_iso_disk(img, dir.path(), uuid, "golden-systemd");
 
     let log = boot(
         vm,
@@ -768,18 +781,8 @@ fn golden_second_boot_changes_nothing() {
 fn golden_cloud_init_finds_its_seed() {
     let (vm, img) = require_golden!(Variant::CloudInit);
     let dir = tempfile::tempdir_in(target_dir()).unwrap();
-    let (disk, cmdline) = golden_disk(img, Table::Gpt, Fs::Ext4, &dir.path().join("disk.img"));
     let uuid = "e1d2c3b4-a596-4877-8695-a4b3c2d1e0f9";
-    let tree = dir.path().join("drive");
-    config_tree(&tree, uuid, "golden-cloud");
-    let blob = dir.path().join("configdrive.b64");
-    ironic_blob(&tree, &blob);
-    build_drive(
-        &disk,
-        &["--configdrive", blob.to_str().unwrap(), "--at", "end"],
-    );
-    let before = disk.read_table().unwrap();
-    assert_eq!(before.len(), 2, "{before:#?}");
+    let (disk, cmdline, before) = ironic_iso_disk(img, dir.path(), uuid, "golden-cloud");
 
     let log = boot(vm, img, &disk, &cmdline, "golden_cloud_init");
     let ctx = log.excerpt();
