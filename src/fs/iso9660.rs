@@ -161,6 +161,9 @@ pub struct Iso9660<D> {
     root: Extent,
     tree: Option<Tree>,
     ce_reads: usize,
+    /// `copy_file`'s buffer, kept: a fresh zeroed one per file cost more than the copying on a
+    /// drive of many small files.
+    copy_buf: Vec<u8>,
 }
 
 fn corrupt(detail: String) -> FsError {
@@ -419,6 +422,7 @@ impl<D: Read + Seek> Iso9660<D> {
             root,
             tree: None,
             ce_reads: 0,
+            copy_buf: Vec::new(),
         };
         if let Some(skip) = fs.rock_ridge_skip()? {
             fs.names = Names::RockRidge { skip };
@@ -988,6 +992,23 @@ impl<D: Read + Seek> DriveFs for Iso9660<D> {
         if total == 0 {
             return Ok(0);
         }
+        let mut buf = std::mem::take(&mut self.copy_buf);
+        buf.resize(COPY_CHUNK, 0);
+        let result = self.copy_extent(path, ext, &mut buf, out);
+        self.copy_buf = buf;
+        result
+    }
+}
+
+impl<D: Read + Seek> Iso9660<D> {
+    fn copy_extent(
+        &mut self,
+        path: &RelPath,
+        ext: Extent,
+        buf: &mut [u8],
+        out: &mut dyn Write,
+    ) -> Result<u64, FsError> {
+        let total = u64::from(ext.size);
         let what = || {
             format!(
                 "file {:?} (extent at block {}, {total} bytes)",
@@ -998,7 +1019,6 @@ impl<D: Read + Seek> DriveFs for Iso9660<D> {
         self.dev
             .seek(SeekFrom::Start(ext.start()))
             .map_err(|e| io_err(what(), e))?;
-        let mut buf = vec![0u8; COPY_CHUNK.min(ext.size as usize)];
         let mut done = 0u64;
         while done < total {
             let want = (total - done).min(buf.len() as u64) as usize;
