@@ -382,22 +382,50 @@ fn build_verified(
     // writes the copy's files; on one thread the hashing waited for the writing and the other
     // way round. On the benchmark's drive (1,000 files, 40 MiB) each side needs about 50 ms of
     // CPU, spent side by side on two cores (the copy took 55 ms).
-    let (files, streamed) = std::thread::scope(|sc| {
-        let (jobs, to_write) = mpsc::sync_channel(2 * BUFS);
-        let (give_back, spare) = mpsc::channel();
-        let writer = sc.spawn(move || write_jobs(to_write, give_back));
-        let mut pipe = Pipe::new(jobs, spare);
+    //
+    // A first boot's drive (a few dozen files, tens of KB) is copied on this thread alone: a
+    // thread costs more than it could save there.
+    let bytes: u64 = entries
+        .iter()
+        .map(|e| match e.kind {
+            EntryKind::File { size } => size,
+            EntryKind::Dir => 0,
+        })
+        .sum();
+    let (files, streamed) = if bytes < THREADED_COPY {
+        let mut pipe = Pipe::new(Out::Inline {
+            writer: Writer::default(),
+            failed: None,
+            spare: None,
+        });
         let read = read_drive(fs, entries, tmp, &mut made, &mut pipe);
-        // Ends the writer's loop once it has written what was sent.
-        drop(pipe);
-        let wrote = writer
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        // When the writer failed, the reading side stopped because of it (or failed on its
-        // own as well): the writer's error is the one that says what to do.
-        let streamed = wrote?;
-        Ok::<_, CopyError>((read?, streamed))
-    })?;
+        let Out::Inline { writer, failed, .. } = pipe.out else {
+            unreachable!("made inline above")
+        };
+        failed.map_or(Ok(()), Err)?;
+        (read?, writer.finish())
+    } else {
+        std::thread::scope(|sc| {
+            let (jobs, to_write) = mpsc::sync_channel(2 * BUFS);
+            let (give_back, spare) = mpsc::channel();
+            let writer = sc.spawn(move || write_jobs(to_write, give_back));
+            let mut pipe = Pipe::new(Out::Thread {
+                jobs,
+                spare,
+                allocated: 1,
+            });
+            let read = read_drive(fs, entries, tmp, &mut made, &mut pipe);
+            // Ends the writer's loop once it has written what was sent.
+            drop(pipe);
+            let wrote = writer
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            // When the writer failed, the reading side stopped because of it (or failed on its
+            // own as well): the writer's error is the one that says what to do.
+            let streamed = wrote?;
+            Ok::<_, CopyError>((read?, streamed))
+        })?
+    };
     // What each file must read back as: its size and the XXH3-128 of the bytes handed to the
     // writer (one per file, in the order both sides saw them).
     let mut want: BTreeMap<RelPath, (u64, u128)> = files
@@ -506,62 +534,97 @@ enum Job {
     Data(Vec<u8>),
 }
 
-/// The writing thread: creates and fills the copy's files in the order asked, giving each
-/// buffer back once written. Its first error stops it, which stops the reading side's sends.
-/// Data reaches the disk through the `syncfs` that follows, and close(2) reports nothing that
-/// syncfs does not (Linux reports writeback errors to both).
-///
-/// Returns, per file in the order created, the XXH3-128 of the bytes it was given: what the file
-/// must read back as (see [`read_back`]). The writing thread takes it, not the reading one, which
-/// has the SHA-256 to compute.
+/// Below this many bytes the copy runs on one thread (see [`build_verified`]).
+const THREADED_COPY: u64 = 1 << 20;
+
+/// The writing side: creates and fills the copy's files in the order asked, and takes the
+/// XXH3-128 of the bytes each was given: what the file must read back as (see [`read_back`]).
+/// It takes the XXH3, not the reading side, which has the SHA-256 to compute. Data reaches the
+/// disk through the `syncfs` that follows, and close(2) reports nothing that syncfs does not
+/// (Linux reports writeback errors to both).
+#[derive(Default)]
+struct Writer {
+    cur: Option<(File, PathBuf, Xxh3)>,
+    sums: Vec<u128>,
+}
+
+impl Writer {
+    fn create(&mut self, path: PathBuf) -> Result<(), CopyError> {
+        if let Some((_, _, x)) = self.cur.take() {
+            self.sums.push(x.digest128());
+        }
+        self.cur = Some((create_file(&path)?, path, Xxh3::new()));
+        Ok(())
+    }
+
+    fn write(&mut self, buf: &[u8]) -> Result<(), CopyError> {
+        let (f, path, x) = self
+            .cur
+            .as_mut()
+            .expect("the reading side sends Create before Data");
+        f.write_all(buf).map_err(io_err("writing", path))?;
+        x.update(buf);
+        Ok(())
+    }
+
+    /// Per file, in the order created: the XXH3-128 of what it was given.
+    fn finish(mut self) -> Vec<u128> {
+        if let Some((_, _, x)) = self.cur.take() {
+            self.sums.push(x.digest128());
+        }
+        self.sums
+    }
+}
+
+/// The writing thread: a [`Writer`] fed in order, giving each buffer back once written. Its
+/// first error stops it, which stops the reading side's sends.
 fn write_jobs(jobs: Receiver<Job>, spare: Sender<Vec<u8>>) -> Result<Vec<u128>, CopyError> {
-    let mut sums = Vec::new();
-    let mut cur: Option<(File, PathBuf, Xxh3)> = None;
+    let mut w = Writer::default();
     for job in jobs {
         match job {
-            Job::Create(path) => {
-                if let Some((_, _, x)) = cur.take() {
-                    sums.push(x.digest128());
-                }
-                cur = Some((create_file(&path)?, path, Xxh3::new()));
-            }
+            Job::Create(path) => w.create(path)?,
             Job::Data(mut buf) => {
-                let (f, path, x) = cur
-                    .as_mut()
-                    .expect("the reading side sends Create before Data");
-                f.write_all(&buf).map_err(io_err("writing", path))?;
-                x.update(&buf);
+                w.write(&buf)?;
                 buf.clear();
                 // The reading side may have finished and gone: nothing to give back to.
                 let _ = spare.send(buf);
             }
         }
     }
-    if let Some((_, _, x)) = cur {
-        sums.push(x.digest128());
-    }
-    Ok(sums)
+    Ok(w.finish())
+}
+
+/// Where the reading side's jobs go.
+enum Out {
+    /// To the writing thread, which gives the buffers back through `spare`.
+    Thread {
+        jobs: SyncSender<Job>,
+        spare: Receiver<Vec<u8>>,
+        allocated: usize,
+    },
+    /// Done at once, on this thread; the first error is kept for the caller.
+    Inline {
+        writer: Writer,
+        failed: Option<CopyError>,
+        spare: Option<Vec<u8>>,
+    },
 }
 
 /// The reading side's end: hashes and counts what the drive gives and passes it on to the
-/// writing thread in `BUF`-sized buffers, reusing the ones it gives back.
+/// writer in `BUF`-sized buffers, reusing them.
 struct Pipe {
-    jobs: SyncSender<Job>,
-    spare: Receiver<Vec<u8>>,
-    allocated: usize,
+    out: Out,
     buf: Vec<u8>,
     hasher: Sha256,
     n: u64,
-    /// The writing thread has stopped: its error is the one to report.
+    /// The writer has stopped: its error is the one to report.
     writer_gone: bool,
 }
 
 impl Pipe {
-    fn new(jobs: SyncSender<Job>, spare: Receiver<Vec<u8>>) -> Self {
+    fn new(out: Out) -> Self {
         Pipe {
-            jobs,
-            spare,
-            allocated: 1,
+            out,
             buf: Vec::with_capacity(BUF),
             hasher: Sha256::new(),
             n: 0,
@@ -570,24 +633,51 @@ impl Pipe {
     }
 
     fn send(&mut self, job: Job) -> io::Result<()> {
-        self.jobs.send(job).map_err(|_| {
+        let gone = match &mut self.out {
+            Out::Thread { jobs, .. } => jobs.send(job).is_err(),
+            Out::Inline {
+                writer,
+                failed,
+                spare,
+            } => {
+                let done = match job {
+                    Job::Create(path) => writer.create(path),
+                    Job::Data(mut buf) => {
+                        let r = writer.write(&buf);
+                        buf.clear();
+                        *spare = Some(buf);
+                        r
+                    }
+                };
+                done.map_err(|e| *failed = Some(e)).is_err()
+            }
+        };
+        if gone {
             self.writer_gone = true;
-            io::Error::other("the thread writing the copy stopped")
-        })
+            return Err(io::Error::other("the copy's writer stopped"));
+        }
+        Ok(())
     }
 
     /// A buffer to fill: one given back, a new one while fewer than `BUFS` exist, or else the
     /// next one given back.
     fn empty_buffer(&mut self) -> Vec<u8> {
-        if let Ok(b) = self.spare.try_recv() {
-            return b;
+        match &mut self.out {
+            Out::Thread {
+                spare, allocated, ..
+            } => {
+                if let Ok(b) = spare.try_recv() {
+                    return b;
+                }
+                if *allocated < BUFS {
+                    *allocated += 1;
+                    return Vec::with_capacity(BUF);
+                }
+                // Err: the writer is gone, and the next send says so.
+                spare.recv().unwrap_or_default()
+            }
+            Out::Inline { spare, .. } => spare.take().unwrap_or_default(),
         }
-        if self.allocated < BUFS {
-            self.allocated += 1;
-            return Vec::with_capacity(BUF);
-        }
-        // Err: the writer is gone, and the next send says so.
-        self.spare.recv().unwrap_or_default()
     }
 
     /// Sends what the buffer holds.
@@ -1577,15 +1667,16 @@ mod tests {
         }
     }
 
-    /// With enough files for the threaded check, damage to two of them is reported as the
-    /// first in listing order, every time, by the read-back and by `verify_copy`.
+    /// With enough files for the threaded copy and check (2 MB in 200 files), damage to two of
+    /// them is reported as the first in listing order, every time, by the read-back and by
+    /// `verify_copy`.
     #[test]
     fn threaded_checks_report_the_first_damaged_file() {
         let names: Vec<String> = (0..200).map(|i| format!("d{}/f{i:03}", i % 7)).collect();
         let files: Vec<(&str, Vec<u8>)> = names
             .iter()
             .enumerate()
-            .map(|(i, n)| (n.as_str(), vec![i as u8; 1 + i * 37]))
+            .map(|(i, n)| (n.as_str(), vec![i as u8; 1 + i * 97]))
             .collect();
         let refs: Vec<(&str, &[u8])> = files.iter().map(|(n, d)| (*n, d.as_slice())).collect();
         let a = drive(&refs);
@@ -1593,6 +1684,7 @@ mod tests {
         let dest = root.path().join("c");
         let m = copy_from(a.path(), &dest, true, &mut |_, _| {});
         assert_eq!(m.files.len(), 200);
+        assert!(m.total_bytes() >= THREADED_COPY);
         assert_eq!(verify_copy(&dest).unwrap(), m);
         // Listing order is by path: d0/f000 < d0/f007 < ... < d6/f195.
         for _ in 0..5 {
@@ -1616,11 +1708,11 @@ mod tests {
         }
     }
 
-    /// A failure on the writing thread stops the copy with that thread's error (not the reading
-    /// side's "stopped"), and nothing is put in place.
+    /// A failure of the writer, on its own thread or not, stops the copy with the writer's
+    /// error (not the reading side's "stopped"), and nothing is put in place.
     #[test]
     fn a_write_failure_is_reported_as_such() {
-        struct Twice;
+        struct Twice(u64);
         impl DriveFs for Twice {
             fn kind(&self) -> crate::fs::DriveFsKind {
                 crate::fs::DriveFsKind::Dir
@@ -1632,31 +1724,34 @@ mod tests {
                 // The same file twice: the writer's second create_new fails.
                 let e = Entry {
                     path: RelPath::parse("a").unwrap(),
-                    kind: EntryKind::File { size: 300_000 },
+                    kind: EntryKind::File { size: self.0 },
                 };
                 Ok(vec![e.clone(), e])
             }
             fn copy_file(&mut self, _: &RelPath, out: &mut dyn Write) -> Result<u64, FsError> {
                 // As the real readers do: a failed write ends the file with an error.
-                out.write_all(&[1u8; 300_000])
+                out.write_all(&vec![1u8; self.0 as usize])
                     .map_err(|source| FsError::Io {
                         fs: "test",
                         what: "a (writing its copy failed)".into(),
                         source,
                     })?;
-                Ok(300_000)
+                Ok(self.0)
             }
         }
-        let root = tempfile::tempdir().unwrap();
-        let dest = root.path().join("c");
-        let mut fs = Twice;
-        let entries = fs.entries().unwrap();
-        let err = copy_drive(&mut fs, &entries, &dest).unwrap_err();
-        let msg = err.to_string();
-        assert!(msg.starts_with("creating "), "{msg}");
-        assert!(msg.contains("c.tmp/a"), "{msg}");
-        assert!(!dest.exists());
-        assert!(!siblings(&dest).unwrap().tmp.exists());
+        // Inline (under THREADED_COPY in all) and threaded.
+        for size in [300_000, THREADED_COPY] {
+            let root = tempfile::tempdir().unwrap();
+            let dest = root.path().join("c");
+            let mut fs = Twice(size);
+            let entries = fs.entries().unwrap();
+            let err = copy_drive(&mut fs, &entries, &dest).unwrap_err();
+            let msg = err.to_string();
+            assert!(msg.starts_with("creating "), "{size}: {msg}");
+            assert!(msg.contains("c.tmp/a"), "{msg}");
+            assert!(!dest.exists());
+            assert!(!siblings(&dest).unwrap().tmp.exists());
+        }
     }
 
     #[test]
