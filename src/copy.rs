@@ -394,7 +394,7 @@ fn build_verified(
         .sum();
     let (files, streamed) = if bytes < THREADED_COPY {
         let mut pipe = Pipe::new(Out::Inline {
-            writer: Writer::default(),
+            writer: Box::default(),
             failed: None,
             spare: None,
         });
@@ -604,7 +604,8 @@ enum Out {
     },
     /// Done at once, on this thread; the first error is kept for the caller.
     Inline {
-        writer: Writer,
+        // Boxed: an XXH3 state is 600-odd bytes.
+        writer: Box<Writer>,
         failed: Option<CopyError>,
         spare: Option<Vec<u8>>,
     },
