@@ -5,6 +5,7 @@
 
 /// Every crash point, in the order `run` passes them: the crash tests iterate over this list.
 pub const POINTS: &[&str] = &[
+    "before-apply-commit",
     "after-copy",
     "after-state-write",
     "after-delete-table",

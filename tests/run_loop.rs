@@ -447,12 +447,35 @@ fn fault_points_converge(sc: Scenario, reached: &[&str]) {
         );
         assert_final(&rig);
         rig.assert_copy_matches();
+        // A crash with files staged leaves their temporaries; the run after it writes the same
+        // files and removes them.
+        assert_eq!(
+            leftovers(&rig.mnt),
+            Vec::<PathBuf>::new(),
+            "{point}: temporaries left"
+        );
         let layout: Vec<_> = rig.layout().into_iter().map(|p| (p.1, p.2)).collect();
         assert_eq!(layout, reference, "{point}: converged to another layout");
     }
 }
 
+/// Every `.NAME.seedpart-new` (a staged file's temporary) below `dir`.
+fn leftovers(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let ft = e.file_type().unwrap();
+        if ft.is_dir() {
+            out.extend(leftovers(&e.path()));
+        } else if e.file_name().to_string_lossy().ends_with(".seedpart-new") {
+            out.push(e.path());
+        }
+    }
+    out
+}
+
 const COMMON_POINTS: &[&str] = &[
+    "before-apply-commit",
     "after-copy",
     "after-state-write",
     "after-delete-table",

@@ -313,10 +313,10 @@ impl Plan {
             return Ok(Applied::AlreadyApplied);
         }
         let root = &self.root;
-        // Everything up to the record that the instance was applied is made durable at once,
-        // before that record (see `Root::defer_dir_syncs`): a crash before it leaves each file
-        // old or new, never torn, and the next boot applies the instance again.
-        root.defer_dir_syncs();
+        // Everything up to the record that the instance was applied is staged and put in place
+        // at once, durably, before that record (see `Root::stage`): a crash before it leaves
+        // each file old or new, never torn, and the next boot applies the instance again.
+        root.stage();
         let mut r = Report {
             uuid: self.uuid.clone(),
             render_network: !self.cloud_init,
@@ -364,7 +364,8 @@ impl Plan {
         let applied = rel(APPLIED);
         root.create_dir_all(&applied.parent().parent(), 0o755, None)?;
         root.create_dir_all(&applied.parent(), 0o700, None)?;
-        root.sync()?;
+        crate::fault::point("before-apply-commit");
+        root.commit()?;
         root.write_file_if_changed(
             &applied,
             format!("{}\n", self.uuid).as_bytes(),

@@ -82,9 +82,41 @@ pub struct Root {
     path: PathBuf,
     fd: OwnedFd,
     resolver: Resolver,
-    /// While [`Root::defer_dir_syncs`] is in force: one directory of each filesystem whose
-    /// entries changed without a directory fsync, for [`Root::sync`].
-    deferred: RefCell<Option<Vec<(u64, OwnedFd)>>>,
+    /// Between [`Root::stage`] and [`Root::commit`]: what is written and removed.
+    staged: RefCell<Option<Staged>>,
+}
+
+/// Writes and removals held back until [`Root::commit`].
+#[derive(Debug, Default)]
+struct Staged {
+    /// One directory of each filesystem touched, for syncfs.
+    filesystems: Vec<(u64, OwnedFd)>,
+    /// Per real path below the root (every symlink resolved; for a removal, the name itself):
+    /// what the commit does there, in the order first asked.
+    ops: Vec<(RelPath, Pending)>,
+}
+
+/// A name in `dir` that the commit replaces with the temporary `tmp` (written in full, not
+/// yet renamed), or, with no `tmp`, removes.
+#[derive(Debug)]
+struct Pending {
+    dir: OwnedFd,
+    name: CString,
+    tmp: Option<CString>,
+}
+
+impl Drop for Root {
+    /// Staged temporaries never committed (an error on the way) are removed: the targets are
+    /// untouched, and nothing is left lying beside them.
+    fn drop(&mut self) {
+        if let Some(st) = self.staged.get_mut().take() {
+            for (_, p) in st.ops {
+                if let Some(tmp) = p.tmp {
+                    let _ = sys_unlinkat(p.dir.as_fd(), &tmp, 0);
+                }
+            }
+        }
+    }
 }
 
 /// The result of a walk: the directory holding the last component, and that component (`None`
@@ -120,7 +152,7 @@ impl Root {
             path: path.to_path_buf(),
             fd,
             resolver,
-            deferred: RefCell::new(None),
+            staged: RefCell::new(None),
         })
     }
 
@@ -131,41 +163,112 @@ impl Root {
         Ok(r)
     }
 
-    /// From now until [`Root::sync`], changes to directory entries (a file renamed into place,
-    /// a file removed, a directory made) are not fsynced one by one: `sync` makes them all
-    /// durable with one `syncfs` per filesystem touched. A file's contents are still fsynced
-    /// before it is renamed into place, so after a crash every name holds either the old file
-    /// or the whole new one; only which of the changes survived is left open, and the caller
-    /// records nothing as done before `sync` (the next run does it all again). On a first boot
-    /// this takes the metadata's dozen files from two flushes each to one, plus one.
-    pub fn defer_dir_syncs(&self) {
-        self.deferred.replace(Some(Vec::new()));
+    /// From now until [`Root::commit`], files are written to their temporaries but not put in
+    /// place, removals are held back, and nothing is flushed; reads through this `Root` see
+    /// what was staged (a staged file's temporary, a removed file as absent), so the writers
+    /// need not know. `commit` then makes every temporary and new directory durable with one
+    /// `syncfs` per filesystem touched, renames (and removes) in the order asked, and syncs once
+    /// more: two flushes for the lot instead of two per file, with the same guarantee (after a
+    /// crash every name holds the old file or the whole new one). Until `commit` has returned,
+    /// any mix of old and new may survive a crash: the caller records nothing as done before
+    /// it, and the next run does it all again. A `Root` dropped before `commit` removes its
+    /// temporaries.
+    pub fn stage(&self) {
+        self.staged.replace(Some(Staged::default()));
     }
 
-    /// Makes every change since [`Root::defer_dir_syncs`] durable, and ends the deferral.
-    pub fn sync(&self) -> Result<(), RootError> {
-        let Some(dirs) = self.deferred.take() else {
+    /// Puts everything staged since [`Root::stage`] in place, durably, and ends the staging.
+    pub fn commit(&self) -> Result<(), RootError> {
+        let Some(st) = self.staged.take() else {
             return Ok(());
         };
-        for (_, fd) in dirs {
-            sys_syncfs(&fd).map_err(self.err("syncfs", &RelPath::root()))?;
+        let root = RelPath::root();
+        let sync = |st: &Staged| -> Result<(), RootError> {
+            for (_, fd) in &st.filesystems {
+                sys_syncfs(fd).map_err(self.err("syncfs", &root))?;
+            }
+            Ok(())
+        };
+        sync(&st)?;
+        for (i, (key, p)) in st.ops.iter().enumerate() {
+            let done = match &p.tmp {
+                Some(tmp) => sys_renameat(p.dir.as_fd(), tmp, &p.name),
+                None => match sys_unlinkat(p.dir.as_fd(), &p.name, 0) {
+                    Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+                    r => r,
+                },
+            };
+            if let Err(e) = done {
+                for (_, rest) in &st.ops[i..] {
+                    if let Some(tmp) = &rest.tmp {
+                        let _ = sys_unlinkat(rest.dir.as_fd(), tmp, 0);
+                    }
+                }
+                return Err(self.err("putting in place", key)(e));
+            }
         }
-        Ok(())
+        sync(&st)
     }
 
-    /// fsyncs `dir` after a change to its entries, or, while deferred, notes its filesystem.
+    /// After a change to `dir`'s entries: fsync it, or while staging, note its filesystem.
     fn dir_changed(&self, dir: &OwnedFd, rel: &RelPath, what: &str) -> Result<(), RootError> {
-        let mut deferred = self.deferred.borrow_mut();
-        let Some(dirs) = deferred.as_mut() else {
+        let mut staged = self.staged.borrow_mut();
+        let Some(st) = staged.as_mut() else {
             return sys_fsync(dir).map_err(self.err(what, rel));
         };
         let dev = sys_fstatat(dir.as_fd(), c".")
             .map_err(self.err(what, rel))?
             .st_dev;
-        if !dirs.iter().any(|(d, _)| *d == dev) {
-            dirs.push((dev, dir.try_clone().map_err(self.err(what, rel))?));
+        if !st.filesystems.iter().any(|(d, _)| *d == dev) {
+            st.filesystems
+                .push((dev, dir.try_clone().map_err(self.err(what, rel))?));
         }
         Ok(())
+    }
+
+    /// While staging: what `rel` (as `open_in` resolves it) is, if a staged write or removal
+    /// covers it. Directories are never staged, so opening one never looks.
+    fn staged_open(
+        &self,
+        rel: &RelPath,
+        flags: libc::c_int,
+        follow_last: bool,
+    ) -> io::Result<Option<OwnedFd>> {
+        if flags & libc::O_DIRECTORY != 0 {
+            return Ok(None);
+        }
+        let staged = self.staged.borrow();
+        let Some(st) = staged.as_ref().filter(|st| !st.ops.is_empty()) else {
+            return Ok(None);
+        };
+        let key = self.key(rel, follow_last)?;
+        match st.ops.iter().find(|(k, _)| *k == key) {
+            None => Ok(None),
+            Some((_, Pending { tmp: None, .. })) => Err(io::Error::from_raw_os_error(libc::ENOENT)),
+            Some((
+                _,
+                Pending {
+                    dir,
+                    tmp: Some(tmp),
+                    ..
+                },
+            )) => sys_openat(dir.as_fd(), tmp, flags | libc::O_NOFOLLOW, 0).map(Some),
+        }
+    }
+
+    /// The real path below the root of what `rel` names: every symlink resolved, the last one
+    /// too when `follow_last`.
+    fn key(&self, rel: &RelPath, follow_last: bool) -> io::Result<RelPath> {
+        let w = self.walk(rel, follow_last)?;
+        let mut out = RelPath::root();
+        for n in w.names.iter().chain(w.last.iter()) {
+            let s =
+                std::str::from_utf8(n).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
+            out = out
+                .join(s)
+                .map_err(|why| io::Error::new(io::ErrorKind::InvalidData, why))?;
+        }
+        Ok(out)
     }
 
     pub fn path(&self) -> &Path {
@@ -208,6 +311,9 @@ impl Root {
     /// Opens `rel` with `flags` (no `O_CREAT`), resolving every component inside the root, the
     /// last one too unless `follow_last` is false (then a symlink there fails with `ELOOP`).
     fn open_in(&self, rel: &RelPath, flags: libc::c_int, follow_last: bool) -> io::Result<OwnedFd> {
+        if let Some(fd) = self.staged_open(rel, flags, follow_last)? {
+            return Ok(fd);
+        }
         let flags = flags | if follow_last { 0 } else { libc::O_NOFOLLOW };
         if rel.is_root() {
             return sys_openat(self.fd.as_fd(), c".", flags & !libc::O_NOFOLLOW, 0);
@@ -503,9 +609,13 @@ impl Root {
         )
         .map_err(self.err("creating a temporary file for", rel))?;
         let mut f = File::from(fd);
+        let staging = self.staged.borrow().is_some();
         let result = (|| {
             set_owner_mode(&f, opts.mode, opts.owner)?;
             f.write_all(data)?;
+            if staging {
+                return Ok(());
+            }
             f.sync_all()?;
             sys_renameat(dir.as_fd(), &tmp_c, &target)
         })();
@@ -514,7 +624,28 @@ impl Root {
             let _ = sys_unlinkat(dir.as_fd(), &tmp_c, 0);
             return Err(self.err("writing", rel)(e));
         }
-        self.dir_changed(&dir, rel, "fsync the directory of")
+        self.dir_changed(&dir, rel, "fsync the directory of")?;
+        if staging {
+            self.hold(
+                real,
+                Pending {
+                    dir,
+                    name: target,
+                    tmp: Some(tmp_c),
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Stages `p` for the real path `key`, in place of what was staged there before.
+    fn hold(&self, key: RelPath, p: Pending) {
+        if let Some(st) = self.staged.borrow_mut().as_mut() {
+            match st.ops.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, old)) => *old = p,
+                None => st.ops.push((key, p)),
+            }
+        }
     }
 
     /// As [`Root::write_file`], unless `rel` already holds exactly `data` with that mode (and
@@ -557,6 +688,45 @@ impl Root {
             Err(e) => return Err(self.err("removing", rel)(e)),
         };
         let name = cstring(rel.file_name()).map_err(self.err("removing", rel))?;
+        if self.staged.borrow().is_some() {
+            let key = self
+                .key(&rel.parent(), true)
+                .and_then(|p| {
+                    p.join(rel.file_name())
+                        .map_err(|why| io::Error::new(io::ErrorKind::InvalidInput, why))
+                })
+                .map_err(self.err("removing", rel))?;
+            let was = {
+                let staged = self.staged.borrow();
+                let st = staged.as_ref().expect("staging, checked above");
+                match st.ops.iter().find(|(k, _)| *k == key) {
+                    // Staged: the temporary goes now; the name, which may have existed before
+                    // staging, at the commit.
+                    Some((_, p)) => match &p.tmp {
+                        Some(tmp) => {
+                            let _ = sys_unlinkat(p.dir.as_fd(), tmp, 0);
+                            true
+                        }
+                        None => false,
+                    },
+                    None => match sys_fstatat(dir.as_fd(), &name) {
+                        Ok(_) => true,
+                        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => false,
+                        Err(e) => return Err(self.err("removing", rel)(e)),
+                    },
+                }
+            };
+            self.dir_changed(&dir, rel, "fsync the directory of")?;
+            self.hold(
+                key,
+                Pending {
+                    dir,
+                    name,
+                    tmp: None,
+                },
+            );
+            return Ok(was);
+        }
         match sys_unlinkat(dir.as_fd(), &name, 0) {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(false),
@@ -851,32 +1021,85 @@ mod tests {
         }
     }
 
-    /// Deferred directory syncs change when entries become durable, not what is written: the
-    /// same tree results, every directory is noted once per filesystem, and `sync` ends it.
+    /// Staged writes and removals: invisible on disk until the commit, visible through the
+    /// `Root` at once (reads, metadata, the unchanged-file check, a removal), put in place by
+    /// the commit with no temporary left; a `Root` dropped before its commit leaves the targets
+    /// as they were and no temporary.
     #[test]
-    fn deferred_dir_syncs_write_the_same_and_end_at_sync() {
+    fn staged_writes_are_seen_through_the_root_and_land_at_commit() {
         let t = tempfile::tempdir().unwrap();
         for (i, r) in roots(t.path()).iter().enumerate() {
-            r.defer_dir_syncs();
-            let d = rel(&format!("d{i}/x/y"));
-            r.create_dir_all(&d, 0o755, None).unwrap();
-            for name in ["a", "b"] {
-                let f = d.join(name).unwrap();
-                r.write_file(&f, name.as_bytes(), FileOpts::mode(0o600))
-                    .unwrap();
-            }
-            assert!(r.remove_file(&d.join("a").unwrap()).unwrap());
-            assert_eq!(r.deferred.borrow().as_ref().map(Vec::len), Some(1));
-            r.sync().unwrap();
-            assert!(r.deferred.borrow().is_none());
+            let d = rel(&format!("d{i}"));
             let host = t.path().join(d.as_str());
-            assert!(!host.join("a").exists());
-            assert_eq!(std::fs::read(host.join("b")).unwrap(), b"b");
-            // Back to a directory fsync per change.
-            r.write_file(&d.join("c").unwrap(), b"c", FileOpts::mode(0o600))
+            std::fs::create_dir(&host).unwrap();
+            std::fs::write(host.join("old"), b"old").unwrap();
+            std::fs::write(host.join("gone"), b"gone").unwrap();
+            // A symlink to a staged file reads as the staged file.
+            symlink("new", host.join("link")).unwrap();
+            r.stage();
+            let f = |n: &str| rel(&format!("{}/{n}", d.as_str()));
+            r.create_dir_all(&f("sub/deeper"), 0o755, None).unwrap();
+            r.write_file(&f("new"), b"one", FileOpts::mode(0o600))
                 .unwrap();
-            assert!(r.deferred.borrow().is_none());
-            r.sync().unwrap();
+            r.write_file(&f("new"), b"two", FileOpts::mode(0o640))
+                .unwrap();
+            assert!(
+                !r.write_file_if_changed(&f("new"), b"two", FileOpts::mode(0o640))
+                    .unwrap()
+            );
+            r.write_file(&f("old"), b"new", FileOpts::mode(0o600))
+                .unwrap();
+            assert!(r.remove_file(&f("gone")).unwrap());
+            assert!(!r.remove_file(&f("gone")).unwrap());
+            r.write_file(&f("sub/deeper/x"), b"x", FileOpts::mode(0o600))
+                .unwrap();
+            assert!(r.remove_file(&f("sub/deeper/x")).unwrap());
+            // Through the root: the staged state.
+            assert_eq!(r.read(&f("new"), 100).unwrap().unwrap(), b"two");
+            assert_eq!(r.read(&f("link"), 100).unwrap().unwrap(), b"two");
+            assert_eq!(
+                r.metadata(&f("new")).unwrap().unwrap().mode() & 0o7777,
+                0o640
+            );
+            assert_eq!(r.read(&f("old"), 100).unwrap().unwrap(), b"new");
+            assert!(!r.exists(&f("gone")).unwrap());
+            assert!(!r.exists(&f("sub/deeper/x")).unwrap());
+            // On disk: nothing yet, but the new directories.
+            assert!(!host.join("new").exists());
+            assert_eq!(std::fs::read(host.join("old")).unwrap(), b"old");
+            assert!(host.join("gone").exists());
+            assert!(host.join("sub/deeper").is_dir());
+            r.commit().unwrap();
+            assert_eq!(std::fs::read(host.join("new")).unwrap(), b"two");
+            assert_eq!(std::fs::read(host.join("old")).unwrap(), b"new");
+            assert!(!host.join("gone").exists());
+            assert!(!host.join("sub/deeper/x").exists());
+            let mut names: Vec<_> = std::fs::read_dir(&host)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            names.sort();
+            assert_eq!(names, ["link", "new", "old", "sub"]);
+            // Not staging any more: a write lands at once.
+            r.write_file(&f("now"), b"now", FileOpts::mode(0o600))
+                .unwrap();
+            assert!(host.join("now").exists());
+        }
+        for resolver in [Resolver::Openat2, Resolver::Walk] {
+            let r = Root::open_with(t.path(), resolver).unwrap();
+            r.stage();
+            r.write_file(&rel("d0/old"), b"never", FileOpts::mode(0o600))
+                .unwrap();
+            r.write_file(&rel("d0/fresh"), b"never", FileOpts::mode(0o600))
+                .unwrap();
+            drop(r);
+            assert_eq!(std::fs::read(t.path().join("d0/old")).unwrap(), b"new");
+            let mut names: Vec<_> = std::fs::read_dir(t.path().join("d0"))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            names.sort();
+            assert_eq!(names, ["link", "new", "now", "old", "sub"]);
         }
     }
 
