@@ -12,7 +12,9 @@
 //! `O_NOFOLLOW` with its final mode, owner set, fsync, `renameat` over the target, fsync of the
 //! directory. A symlink at the target's name is resolved inside the root like any other, and
 //! the file it names is replaced (the image's `/etc/hosts -> ...` keeps its link); the rename
-//! itself never follows a link.
+//! itself never follows a link. Between [`Root::stage`] and [`Root::commit`] (how `apply` writes
+//! an instance's files), the fsyncs and renames are held back and done once for all the files,
+//! with the same guarantee.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
