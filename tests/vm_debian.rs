@@ -13,7 +13,7 @@ use harness::*;
 use serde_json::Value;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_seedpart");
@@ -25,35 +25,10 @@ const UUID: &str = "0c5e2a7f-3b1d-4e8a-9f60-7d2b4c8e1a93";
 /// The cached Debian root (tests/vm/debian/rootfs.sh), or the reason it cannot be made here.
 fn debian_root() -> Result<PathBuf, String> {
     // tests/vm/deps.sh (run by harness::vm) installs mmdebstrap when root.
-    let t = Instant::now();
-    let o = Command::new(Path::new(MANIFEST).join("tests/vm/debian/rootfs.sh"))
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| format!("cannot run tests/vm/debian/rootfs.sh: {e}"))?;
-    match o.status.code() {
-        Some(0) => {}
-        Some(3) => return Err("no Debian root: rootfs.sh cannot run here (see above)".into()),
-        _ => panic!("tests/vm/debian/rootfs.sh failed ({})", o.status),
-    }
-    let dir = PathBuf::from(String::from_utf8_lossy(&o.stdout).trim());
-    eprintln!(
-        "vm_debian: root {} ready in {:.1} s",
-        dir.display(),
-        t.elapsed().as_secs_f64()
-    );
-    Ok(dir)
-}
-
-fn run(cmd: &mut Command) -> String {
-    let o = cmd.stdin(Stdio::null()).output().unwrap();
-    assert!(
-        o.status.success(),
-        "{cmd:?}: {}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
+    cached_dir(
+        &mut Command::new(Path::new(MANIFEST).join("tests/vm/debian/rootfs.sh")),
+        "Debian root",
+    )
 }
 
 /// A copy of the cached root (hard links: mkfs.ext4 -d only reads it) with this build of
@@ -66,12 +41,12 @@ fn stage_root(base: &Path) -> PathBuf {
         .unwrap()
         .join(format!("stage-{}", std::process::id()));
     let _ = fs::remove_dir_all(&stage);
-    run(Command::new("cp").arg("-al").arg(base).arg(&stage));
+    sh(Command::new("cp").arg("-al").arg(base).arg(&stage));
     let dst = stage.join("usr/bin/seedpart");
     let _ = fs::remove_file(&dst);
-    run(Command::new("strip").arg("-o").arg(&dst).arg(BIN));
-    run(Command::new("chmod").arg("0755").arg(&dst));
-    for line in run(Command::new("ldd").arg(BIN)).lines() {
+    sh(Command::new("strip").arg("-o").arg(&dst).arg(BIN));
+    sh(Command::new("chmod").arg("0755").arg(&dst));
+    for line in sh(Command::new("ldd").arg(BIN)).lines() {
         let lib = line
             .split_whitespace()
             .find(|w| w.starts_with('/'))
@@ -144,7 +119,7 @@ fn seedpart_configures_systemd_debian_in_vm() {
     let _ = fs::remove_dir_all(&stage);
     let tree = dir.path().join("drive");
     config_tree(&tree);
-    run(Command::new(BIN)
+    sh(Command::new(BIN)
         .args(["build", "--disk", disk.path_str(), "--from"])
         .arg(&tree)
         .args(["--at", "end"]));

@@ -38,17 +38,6 @@ const DISK_SIZE: u64 = 3072 * MIB;
 // ---------------------------------------------------------------------------------------------
 // The package, the image, the disks
 
-fn sh(cmd: &mut Command) -> String {
-    let o = cmd.stdin(Stdio::null()).output().unwrap();
-    assert!(
-        o.status.success(),
-        "{cmd:?}: {}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
 /// The seedpart .deb: `$VMTEST_GOLDEN_DEB`, else what packaging/deb/build.sh builds (the
 /// release binary) into target/vm/golden/deb/. Built once per test process.
 fn deb() -> &'static Path {
@@ -127,28 +116,11 @@ fn image(variant: Variant) -> Result<&'static Image, String> {
             }
         }
         let deb = deb();
-        let t = Instant::now();
         let mut cmd = Command::new(Path::new(MANIFEST).join("tests/vm/golden/image.sh"));
         if variant == Variant::CloudInit {
             cmd.arg("--cloud-init");
         }
-        let o = cmd
-            .arg(deb)
-            .stdin(Stdio::null())
-            .stderr(Stdio::inherit())
-            .output()
-            .map_err(|e| format!("cannot run tests/vm/golden/image.sh: {e}"))?;
-        match o.status.code() {
-            Some(0) => {}
-            Some(3) => return Err("no golden image: image.sh cannot run here (see above)".into()),
-            _ => panic!("tests/vm/golden/image.sh failed ({})", o.status),
-        }
-        let dir = PathBuf::from(String::from_utf8_lossy(&o.stdout).trim());
-        eprintln!(
-            "vm_golden: {variant:?} image {} ready in {:.1} s",
-            dir.display(),
-            t.elapsed().as_secs_f64()
-        );
+        let dir = cached_dir(cmd.arg(deb), &format!("golden image ({variant:?})"))?;
         Ok(Image {
             kernel: dir.join("vmlinuz"),
             initrd: dir.join("initrd.img"),
@@ -278,6 +250,28 @@ fn ironic_iso_disk(
         "not Ironic's place: {before:#?}"
     );
     disk.sgdisk_verify().unwrap();
+    (disk, cmdline, before)
+}
+
+/// The golden image as a disk (`table`, `fs`) with `seedpart build`'s own drive (vfat) for
+/// instance `uuid`, `place` its extra build arguments. Returns the disk, its kernel command
+/// line and the table (root and drive).
+fn seedpart_drive_disk(
+    img: &Image,
+    dir: &Path,
+    (table, fs): (Table, Fs),
+    (uuid, hostname): (&str, &str),
+    place: &[&str],
+) -> (Disk, String, Vec<TableEntry>) {
+    let (disk, cmdline) = golden_disk(img, table, fs, &dir.join("disk.img"));
+    let tree = dir.join("drive");
+    config_tree(&tree, uuid, hostname);
+    build_drive(
+        &disk,
+        &[&["--from", tree.to_str().unwrap()], place].concat(),
+    );
+    let before = disk.read_table().unwrap();
+    assert_eq!(before.len(), 2, "{before:#?}");
     (disk, cmdline, before)
 }
 
@@ -628,14 +622,15 @@ fn golden_systemd_path_gpt_ext4_ironic_iso() {
 fn golden_dracut_path_xfs() {
     let (vm, img) = require_golden!(Variant::Plain);
     let dir = tempfile::tempdir_in(target_dir()).unwrap();
-    let (disk, cmdline) = golden_disk(img, Table::Gpt, Fs::Xfs, &dir.path().join("disk.img"));
-    assert!(cmdline.contains(" ro"), "{cmdline}");
     let uuid = "a4f3b2c1-6d5e-4f70-8a9b-0c1d2e3f4a5b";
-    let tree = dir.path().join("drive");
-    config_tree(&tree, uuid, "golden-dracut");
-    build_drive(&disk, &["--from", tree.to_str().unwrap()]);
-    let before = disk.read_table().unwrap();
-    assert_eq!(before.len(), 2, "{before:#?}");
+    let (disk, cmdline, before) = seedpart_drive_disk(
+        img,
+        dir.path(),
+        (Table::Gpt, Fs::Xfs),
+        (uuid, "golden-dracut"),
+        &[],
+    );
+    assert!(cmdline.contains(" ro"), "{cmdline}");
     assert_eq!(before[1].name.as_deref(), Some("config-v2"), "{before:#?}");
 
     let log = boot(vm, img, &disk, &cmdline, "golden_dracut_path_xfs");
@@ -660,13 +655,14 @@ fn golden_dracut_path_xfs() {
 fn golden_mbr_ext4() {
     let (vm, img) = require_golden!(Variant::Plain);
     let dir = tempfile::tempdir_in(target_dir()).unwrap();
-    let (disk, cmdline) = golden_disk(img, Table::Mbr, Fs::Ext4, &dir.path().join("disk.img"));
     let uuid = "3e2d1c0b-9a8f-4e7d-8c6b-5a4f3e2d1c0b";
-    let tree = dir.path().join("drive");
-    config_tree(&tree, uuid, "golden-mbr");
-    build_drive(&disk, &["--from", tree.to_str().unwrap(), "--at", "end"]);
-    let before = disk.read_table().unwrap();
-    assert_eq!(before.len(), 2, "{before:#?}");
+    let (disk, cmdline, before) = seedpart_drive_disk(
+        img,
+        dir.path(),
+        (Table::Mbr, Fs::Ext4),
+        (uuid, "golden-mbr"),
+        &["--at", "end"],
+    );
     assert_eq!(before[1].start + before[1].size, DISK_SIZE, "{before:#?}");
 
     let log = boot(vm, img, &disk, &cmdline, "golden_mbr_ext4");

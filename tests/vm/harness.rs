@@ -421,6 +421,36 @@ fn dev_number(dev: &str) -> Option<u32> {
         .ok()
 }
 
+/// Runs `cmd` (stdin closed) and returns its stdout; a test step that fails panics with the
+/// command's output.
+pub fn sh(cmd: &mut Command) -> String {
+    run(cmd).unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+/// Runs a script that makes (or finds cached) a directory the tests boot from and prints its
+/// path; its stderr passes through. Exit status 3 means it cannot run on this machine (the
+/// reason on stderr): `Err` for the test to SKIP with. Any other failure panics.
+pub fn cached_dir(cmd: &mut Command, what: &str) -> Result<PathBuf, String> {
+    let t = Instant::now();
+    let o = cmd
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    match o.status.code() {
+        Some(0) => {}
+        Some(3) => return Err(format!("no {what}: {cmd:?} cannot run here (see above)")),
+        _ => panic!("{cmd:?} failed ({})", o.status),
+    }
+    let dir = PathBuf::from(String::from_utf8_lossy(&o.stdout).trim());
+    eprintln!(
+        "{what} {} ready in {:.1} s",
+        dir.display(),
+        t.elapsed().as_secs_f64()
+    );
+    Ok(dir)
+}
+
 fn run(cmd: &mut Command) -> Result<String> {
     let o = cmd
         .stdin(Stdio::null())
